@@ -1,0 +1,3 @@
+"""Arabic-first, citation-grounded question answering over news articles."""
+
+__version__ = "0.1.0"

