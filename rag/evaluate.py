@@ -1,0 +1,136 @@
+"""`rag eval`: retrieval and answer quality on QA sets in the format of ../shared/eval.
+
+questions.jsonl: {"id", "question", "answers": [...], "context_id", "answerable"}; corpus.jsonl: {"id", "title",
+"text"}. The corpus is indexed into its own cached index (never the user's), keyed by its content and the
+settings that shape an index, so a second run reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.arabic import answer_contains
+from rag.chain import Assistant, build_index
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.errors import InvalidInput
+from rag.retrieval import single_retriever_search
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    context_id: str | None
+    answerable: bool = True
+
+
+def load_questions(path: Path, answerable: bool | None = None) -> list[EvalQuestion]:
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"cannot read {path}: {e}") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            q = EvalQuestion(id=str(row["id"]), question=str(row["question"]), answers=tuple(row.get("answers") or ()),
+                             context_id=row.get("context_id"),
+                             answerable=row.get("answerable", True) if answerable is None else answerable)
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidInput(f"{path}:{n}: not a question line ({e})") from None
+        out.append(q)
+    if not out:
+        raise InvalidInput(f"{path}: no questions")
+    return out
+
+
+def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str) -> Path:
+    h = hashlib.sha256()
+    for p in sorted(corpus):
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest() if p.is_file() else
+                 "".join(sorted(str(f) for f in p.rglob("*"))).encode())
+    h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
+    return settings.cache_dir / "eval" / h.hexdigest()[:16]
+
+
+def prepare(corpus: list[Path], settings: Settings, embedder: Embedder, progress=None) -> Assistant:
+    s = settings.model_copy(update={"index_dir": eval_index_dir(corpus, settings, embedder.model_id)})
+    report = build_index(corpus, s, embedder, progress=progress)
+    if report.skipped:
+        raise InvalidInput("the corpus has unreadable parts: " + "; ".join(map(str, report.skipped[:3])))
+    return Assistant(s, embedder=embedder)
+
+
+@dataclass
+class SetResult:
+    name: str
+    questions: int = 0
+    retrieval: dict[str, dict[str, float]] = field(default_factory=dict)  # retriever -> metric -> value
+    answer: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"set": self.name, "questions": self.questions, "retrieval": self.retrieval, "answer": self.answer}
+
+
+def _rank_of(doc_ids: list[str], gold: str | None) -> int | None:
+    for i, d in enumerate(doc_ids, start=1):
+        if d == gold:
+            return i
+    return None
+
+
+def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion], k: int | None = None,
+                 retrievers: Iterable[str] = ("dense", "bm25", "hybrid"),
+                 on_question: Callable[[], None] | None = None) -> SetResult:
+    k = k or assistant.settings.top_k
+    by_name = {r.name: r for r in assistant.hybrid.retrievers}
+    result = SetResult(name, questions=len(questions))
+    ranks: dict[str, list[int | None]] = {r: [] for r in retrievers}
+    answerable = [q for q in questions if q.answerable]
+    contained = abstained_answerable = abstained_negative = 0
+    lengths_chars, lengths_sents = [], []
+    for q in questions:
+        if q.answerable:
+            for r in retrievers:
+                hits = (assistant.hybrid.search(q.question, max(KS)) if r == "hybrid"
+                        else single_retriever_search(by_name[r], q.question, max(KS)))
+                ranks[r].append(_rank_of([h.chunk.doc_id for h in hits], q.context_id))
+        ans = assistant.ask(q.question, k=k)
+        if q.answerable:
+            abstained_answerable += ans.abstained
+            if not ans.abstained:
+                text = " ".join(c.quote for c in ans.citations)
+                contained += any(answer_contains(text, a) for a in q.answers)
+                lengths_chars.append(len(text))
+                lengths_sents.append(len(ans.citations))
+        else:
+            abstained_negative += ans.abstained
+        if on_question:
+            on_question()
+    for r, rs in ranks.items():
+        n = max(1, len(rs))
+        m = {f"recall@{kk}": sum(1 for x in rs if x is not None and x <= kk) / n for kk in KS}
+        m["mrr@10"] = sum(1 / x for x in rs if x is not None and x <= 10) / n
+        result.retrieval[r] = {key: round(v, 4) for key, v in m.items()}
+    negatives = len(questions) - len(answerable)
+    if answerable:
+        result.answer.update({
+            "containment": round(contained / len(answerable), 4),
+            "answered": round(1 - abstained_answerable / len(answerable), 4),
+            "mean_answer_chars": round(sum(lengths_chars) / max(1, len(lengths_chars)), 1),
+            "mean_answer_sentences": round(sum(lengths_sents) / max(1, len(lengths_sents)), 2),
+        })
+    if negatives:
+        result.answer["abstained_on_unanswerable"] = round(abstained_negative / negatives, 4)
+    return result

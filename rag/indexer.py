@@ -1,0 +1,174 @@
+"""Ingest: load files, clean, chunk, embed what changed, and write a new index version atomically.
+
+Content hashes decide what is re-embedded: an unchanged document keeps its chunks and vectors from the
+previous version, a changed one is re-chunked and re-embedded, and a document whose file disappeared from
+a folder that was indexed again is removed. A file that became unreadable keeps its previous version (and
+is reported), so a bad edit never silently drops indexed data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.arabic import tokenize
+from rag.chunking import ChunkingConfig, chunk_document
+from rag.documents import clean, load_paths
+from rag.embeddings import Embedder
+from rag.errors import IndexIncompatible
+from rag.store import IndexData, IndexStore, Manifest, current_version, write_index, write_lock
+from rag.types import Chunk, Document, Skipped
+
+TOKENIZER_VERSION = "arabic-v1"
+Progress = Callable[[int, int], None]  # (done, total) chunks embedded
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept_unreadable: list[str] = field(default_factory=list)  # doc ids kept because their file is now unreadable
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    documents: int = 0
+    chunks: int = 0
+    written: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "removed": self.removed, "unchanged": self.unchanged,
+                "kept_unreadable": self.kept_unreadable,
+                "skipped": [{"path": s.path, "line": s.line, "reason": s.reason} for s in self.skipped],
+                "chunks_embedded": self.chunks_embedded, "documents": self.documents, "chunks": self.chunks,
+                "written": self.written, "seconds": round(self.seconds, 3)}
+
+
+def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str, int]:
+    """The text embedded for a chunk and the offset of the chunk inside it (the title may be prepended)."""
+    if embed_title and doc.title and not chunk.text.startswith(doc.title.strip()):
+        prefix = doc.title.strip() + "\n"
+        return prefix + chunk.text, len(prefix)
+    return chunk.text, 0
+
+
+def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chunk], embed_title: bool,
+                 batch_size: int = 32, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors and their sentences' vectors (late chunking: one forward pass per chunk)."""
+    dim = embedder.dimension
+    vectors, sentence_vectors = [np.zeros((0, dim), np.float32)], [np.zeros((0, dim), np.float32)]
+    for i in range(0, len(chunks), batch_size):
+        batch = chunks[i:i + batch_size]
+        texts, spans = [], []
+        for c in batch:
+            text, offset = embedding_text(docs[c.doc_id], c, embed_title)
+            texts.append(text)
+            spans.append([(s.start - c.start + offset, s.end - c.start + offset) for s in c.sentences])
+        vecs, sents = embedder.encode_passages(texts, sentence_spans=spans, batch_size=batch_size)
+        vectors.append(vecs)
+        sentence_vectors.extend(sents)
+        if progress:
+            progress(min(i + batch_size, len(chunks)), len(chunks))
+    return np.vstack(vectors).astype(np.float32), np.vstack(sentence_vectors).astype(np.float16)
+
+
+def _in_scope(path: str, roots: list[Path]) -> bool:
+    for root in roots:
+        r = str(root)
+        if path == r or path.startswith(r.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def index_paths(paths: list[Path], index_dir: Path, embedder: Embedder, chunking: ChunkingConfig,
+                embed_title: bool = True, rebuild: bool = False, progress: Progress | None = None,
+                batch_size: int = 32) -> IndexReport:
+    t0 = time.perf_counter()
+    report = IndexReport()
+    loaded = load_paths(paths)
+    report.skipped = loaded.skipped
+    manifest = Manifest(model_id=embedder.model_id, dimension=embedder.dimension, chunk_tokens=chunking.max_tokens,
+                        chunk_overlap_tokens=chunking.overlap_tokens, embed_title=embed_title,
+                        tokenizer=TOKENIZER_VERSION)
+    with write_lock(index_dir):
+        old = None if rebuild or current_version(index_dir) is None else IndexStore(current_version(index_dir))
+        if old is not None and old.manifest.model_id != manifest.model_id:
+            raise IndexIncompatible(
+                f"the index in {index_dir} was built with {old.manifest.model_id!r}, not {manifest.model_id!r}; "
+                "add --rebuild to re-embed everything with the configured model")
+        reuse = old is not None and old.manifest.chunking_key() == manifest.chunking_key()
+
+        old_docs = {d.id: d for d in old.documents()} if old else {}
+        new_docs = {d.id: d for d in loaded.documents}
+        roots = [p.resolve() for p in paths]
+        unreadable_files = {s.path for s in loaded.skipped if s.line is None}
+        final: dict[str, Document] = {}
+        for doc_id, doc in old_docs.items():  # what the previous index keeps
+            if doc_id in new_docs:
+                continue
+            if not doc.path or not _in_scope(doc.path, roots):
+                final[doc_id] = doc  # out of this run's scope
+            elif doc.path in unreadable_files:
+                final[doc_id] = doc
+                report.kept_unreadable.append(doc_id)
+            else:
+                report.removed.append(doc_id)
+        for doc_id, doc in new_docs.items():
+            prev = old_docs.get(doc_id)
+            if prev is None:
+                report.added.append(doc_id)
+            elif prev.content_hash != doc.content_hash:
+                report.updated.append(doc_id)
+            else:
+                report.unchanged.append(doc_id)
+            final[doc_id] = doc
+
+        changed = bool(report.added or report.updated or report.removed) or rebuild or (old is not None and not reuse)
+        if old is not None and not changed:
+            report.documents, report.chunks = old.document_count(), len(old)
+            report.seconds = time.perf_counter() - t0
+            return report
+
+        # Reuse vectors of untouched documents; chunk and embed the rest.
+        keep_ids = {d for d in final if reuse and d in old_docs and d not in report.updated}
+        old_vectors = old.vectors() if old is not None and reuse else None
+        kept_chunks: list[Chunk] = []
+        kept_vecs, kept_sents = [], []
+        if old_vectors is not None:
+            for row, chunk in old.all_chunks():
+                if chunk.doc_id in keep_ids:
+                    kept_chunks.append(chunk)
+                    kept_vecs.append(old_vectors[row])
+                    kept_sents.append(old.chunk_sentence_vectors(row))
+        new_chunks: list[Chunk] = []
+        for doc_id in sorted(set(final) - keep_ids):
+            doc = final[doc_id]
+            new_chunks.extend(chunk_document(doc, clean(doc), embedder.count_tokens, chunking))
+        new_vecs, new_sents = embed_chunks(embedder, final, new_chunks, embed_title, batch_size, progress)
+        report.chunks_embedded = len(new_chunks)
+
+        dim = embedder.dimension
+        chunks = kept_chunks + new_chunks
+        vectors = np.vstack([np.array(kept_vecs, np.float32).reshape(-1, dim), new_vecs])
+        sentences = np.vstack([np.vstack(kept_sents).astype(np.float16) if kept_sents else np.zeros((0, dim), np.float16),
+                               new_sents])
+        docs = [final[d] for d in sorted(final)]
+        data = IndexData(
+            manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks),
+                                 "created": time.time()}),
+            documents=docs, chunks=chunks, vectors=vectors, sentence_vectors=sentences,
+            bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, embed_title)[0]) for c in chunks],
+        )
+        write_index(index_dir, data)
+        if old is not None:
+            old.close()
+        report.written = True
+        report.documents, report.chunks = len(docs), len(chunks)
+        report.seconds = time.perf_counter() - t0
+        return report
