@@ -109,6 +109,7 @@ class Assistant:
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
         self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
+        self.embedder.model  # load now (Haystack's warm_up), so no question pays for it
 
     @staticmethod
     def check_question(question: str) -> str:

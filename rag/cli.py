@@ -89,10 +89,17 @@ def _progress() -> Progress:
                     console=err, transient=True)
 
 
+_embedders: dict = {}
+
+
 def _embedder(settings: Settings):
+    """One loaded model per process (the tests call the CLI in-process many times)."""
     from rag.embeddings import Embedder
 
-    return Embedder(settings)
+    key = (settings.embedding_model, str(settings.cache_dir))
+    if key not in _embedders:
+        _embedders[key] = Embedder(settings)
+    return _embedders[key]
 
 
 def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuild: bool = False):
@@ -324,13 +331,10 @@ def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild eve
     settings = get_settings()
 
     def run():
-        import shutil
-
         from rag.model_builder import build_model, verify_model
 
-        if force and settings.model_dir.exists():
-            shutil.rmtree(settings.model_dir)
-        if not settings.model_dir.exists():
+        # build_model replaces an existing directory atomically, so --force never leaves no model behind
+        if force or not settings.model_dir.exists():
             build_model(settings.model_dir)
         verify_model(settings.model_dir)
         out.print(f"model ready in {settings.model_dir}", markup=False)

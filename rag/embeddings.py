@@ -1,0 +1,234 @@
+"""Dense embeddings: question and passage vectors, plus per-sentence vectors from the same forward pass.
+
+torch and sentence-transformers are imported inside methods: importing this module (e.g. for `rag --help`
+or to read a model id) must stay instant, and the model loads only when something is encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.config import Settings, get_settings
+from rag.errors import ModelUnavailable
+from rag.model_builder import MANIFEST, bundled_model_id, ensure_model, rebuild_hint
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+Spans = Sequence[Sequence[tuple[int, int]]]
+
+
+def _offline() -> None:
+    """No hub is reachable: fail fast on a missing model instead of retrying the network."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _strip(text: str) -> tuple[str, int]:
+    """Strip both ends (trailing whitespace changes tokens, see the model note); return the left shift."""
+    left = len(text) - len(text.lstrip())
+    return text.strip(), left
+
+
+class Embedder:
+    """One embedding model, loaded on first use. `model` (or settings.embedding_model) overrides the bundled one."""
+
+    def __init__(self, settings: Settings | None = None, model: str | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._name = model if model is not None else self.settings.embedding_model  # "" = bundled
+        self._st: SentenceTransformer | None = None
+        self._path: str | None = None
+        self._count: Any = None  # texts -> token counts
+        self._lock = threading.Lock()  # the API embeds from a threadpool: load the model once
+
+    # ---- identity, cheap: no torch -------------------------------------------------------------
+    def _local_dir(self) -> Path | None:
+        """The model directory when it is on disk (the bundled build, or a local path override)."""
+        if not self._name:
+            return Path(self._resolve())
+        p = Path(self._name).expanduser()
+        return p if p.is_dir() else None
+
+    def _resolve(self) -> str:
+        """Path or name to load; builds the bundled model on first use (no torch needed for that)."""
+        if self._path is None:
+            self._path = ensure_model(self.settings) if not self._name else self._name
+        return self._path
+
+    @property
+    def model_id(self) -> str:
+        """Stable identity for index manifests: the bundled build's id wherever it lives, else the name given."""
+        if not self._name:
+            return bundled_model_id(self.settings.model_dir)
+        if (Path(self._name).expanduser() / MANIFEST).is_file():
+            return bundled_model_id(Path(self._name).expanduser())
+        return self._name
+
+    def _built_config(self, name: str) -> dict[str, Any] | None:
+        """A config file of our own build (known layout: no Dense layer), read without loading torch."""
+        d = self._local_dir()
+        if d is None or not (d / MANIFEST).is_file():
+            return None
+        try:
+            return json.loads((d / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def dimension(self) -> int:
+        cfg = self._built_config("1_Pooling/config.json")
+        if cfg and cfg.get("embedding_dimension"):
+            return int(cfg["embedding_dimension"])
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        cfg = self._built_config("sentence_bert_config.json")
+        if cfg and cfg.get("max_seq_length"):
+            return int(cfg["max_seq_length"])
+        return int(self.model.max_seq_length or 512)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Model tokens per text, without special tokens or prompt: the tokenizer alone, no torch model."""
+        if self._count is None:
+            self._count = self._load_counter()
+        return self._count([_strip(t)[0] for t in texts])
+
+    def _load_counter(self) -> Any:
+        d = self._local_dir()
+        if d is not None and (d / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            try:
+                tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+            except Exception as e:
+                raise ModelUnavailable(f"cannot read {d / 'tokenizer.json'}: {e}; {self._hint()}") from e
+            tok.no_truncation()
+            tok.no_padding()
+            return lambda xs: [len(e.ids) for e in tok.encode_batch(xs, add_special_tokens=False)] if xs else []
+        _offline()
+        try:
+            from transformers import AutoTokenizer
+
+            hf = AutoTokenizer.from_pretrained(self._resolve(), local_files_only=True)
+        except Exception as e:
+            raise ModelUnavailable(f"cannot load the tokenizer of {self._resolve()!r}: {e}; {self._hint()}") from e
+        return lambda xs: [len(ids) for ids in hf(xs, add_special_tokens=False)["input_ids"]] if xs else []
+
+    # ---- the model -------------------------------------------------------------------------------
+    def _hint(self) -> str:
+        if not self._name:
+            return rebuild_hint(self.settings.model_dir)
+        return ("set RAG_EMBEDDING_MODEL to a local sentence-transformers directory (no model hub is reachable), "
+                "or unset it to use the bundled model")  # fmt: skip
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The loaded sentence-transformers model (first access loads it: 4-10 s)."""
+        with self._lock:
+            if self._st is None:
+                self._st = self._load()
+        return self._st
+
+    def _load(self) -> SentenceTransformer:
+        path = self._resolve()
+        _offline()
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            bar = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # the "Loading weights" bar would garble CLI output
+            try:
+                # Threads: torch's default (one per core) measured best on 2 cores (1 thread: 1.6x slower).
+                return SentenceTransformer(path, device="cpu", local_files_only=True)
+            finally:
+                if bar:
+                    hf_logging.enable_progress_bar()
+        except Exception as e:
+            raise ModelUnavailable(f"cannot load embedding model {path!r}: {e}; {self._hint()}") from e
+
+    def _prompt(self, *names: str) -> str:
+        prompts = self.model.prompts or {}
+        return next((prompts[n] for n in names if prompts.get(n)), "")
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Question vectors (n, d), float32, unit length, with the model's "query" prompt if it has one."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        vecs = self.model.encode(
+            [_strip(t)[0] for t in texts], prompt=self._prompt("query"), batch_size=self.settings.batch_size,
+            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+        )  # fmt: skip
+        return _normalise(vecs)
+
+    def encode_passages(
+        self,
+        texts: list[str],
+        sentence_spans: Spans | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Passage vectors (n, d); with `sentence_spans`, also each text's sentence vectors (late chunking).
+
+        A sentence vector is the mean of the passage's contextual token embeddings inside the sentence's
+        character span, so sentences are scored in their passage's context and cost no extra forward pass.
+        Spans are relative to each text. A sentence with no surviving token (truncated past the model's
+        max length, or blank) gets the passage vector.
+        """
+        bs = batch_size or self.settings.batch_size
+        if sentence_spans is not None and len(sentence_spans) != len(texts):
+            raise ValueError(f"{len(sentence_spans)} span lists for {len(texts)} texts")
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32), ([] if sentence_spans is not None else None)
+        prompt = self._prompt("passage", "document")
+        stripped = [_strip(t) for t in texts]
+        inputs = [s for s, _ in stripped]
+        if sentence_spans is None:
+            vecs = self.model.encode(
+                inputs, prompt=prompt, batch_size=bs, show_progress_bar=show_progress,
+                convert_to_numpy=True, normalize_embeddings=True,
+            )  # fmt: skip
+            return _normalise(vecs), None
+        outs = self.model.encode(
+            inputs, prompt=prompt, batch_size=bs, show_progress_bar=show_progress, output_value=None,
+            processing_kwargs={"text": {"return_offsets_mapping": True}},
+        )  # fmt: skip
+        passages = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
+        sentences = [
+            _sentence_vectors(out, passage, spans, len(prompt), left)
+            for out, passage, spans, (_, left) in zip(outs, passages, sentence_spans, stripped)
+        ]
+        return passages, sentences
+
+
+def _sentence_vectors(
+    out: dict[str, Any], passage: np.ndarray, spans: Sequence[tuple[int, int]], prompt_len: int, left: int
+) -> np.ndarray:
+    """Mean-pool one text's token embeddings per span; offsets index prompt + stripped text, spans the text."""
+    if not spans:
+        return np.zeros((0, passage.shape[0]), np.float32)
+    keep = out["attention_mask"].bool()
+    tokens = out["token_embeddings"][keep].float().numpy()
+    raw = out["offset_mapping"][keep].numpy()
+    # Content tokens only: specials have empty offsets, prompt tokens end inside the prompt.
+    content = (raw[:, 1] > raw[:, 0]) & (raw[:, 1] > prompt_len)
+    start, end = raw[:, 0] - prompt_len + left, raw[:, 1] - prompt_len + left
+    rows = []
+    for s, e in spans:
+        sel = content & (end > s) & (start < e)
+        rows.append(tokens[sel].mean(axis=0) if sel.any() else passage)
+    return _normalise(np.stack(rows))

@@ -1,0 +1,195 @@
+"""End to end through the `rag` command on the bundled articles, with the real model, FAISS and SQLite.
+
+The questions and their answers were checked by reading the articles in data/articles/.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.arabic import normalize
+from rag.config import BUNDLED_ARTICLES
+
+pytestmark = pytest.mark.e2e
+
+# (question, doc that holds the answer, text the cited sentences must contain)
+ANSWERABLE = [
+    ("متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "002_f7322d59d6e02373", "الأحد"),
+    ("متى تستأنف اللجنة العسكرية العليا بين العراق والولايات المتحدة أعمالها؟", "002_f7322d59d6e02373", "11 فبراير 2024"),
+    ("كم صاروخا استهدف القاعدة العسكرية في غرب العراق؟", "000_3ec499f8665a1831", "10 صواريخ"),
+    ("ما اسم القاعدة الجوية التي أصابتها الصواريخ في محافظة الأنبار؟", "000_3ec499f8665a1831", "عين الأسد"),
+    ("من رفض لقاء قائد فيلق القدس إسماعيل قآني؟", "001_5ff42c8ba2e3807b", "الصدر"),
+    ("كم تبلغ الموارد المالية التي سيسهل الاتفاق النووي وصول طهران إليها؟", "001_5ff42c8ba2e3807b", "100 مليار دولار"),
+    ("من هو رئيس الحكومة العراقي الذي سيبدأ مفاوضات علنية مع الأميركيين؟", "003_4d31ec5fb27880ad", "القاظمي"),
+    ("أين جرت الجولة الأولى من المناقشات بين الولايات المتحدة وإيران؟", "004_8c9efbd2f6262e81", "عمان"),
+    # spelling variants: the article writes عراقتشي, ترمب, أمريكا; the questions do not
+    ("ماذا قال عراقجي عن مسألة الصواريخ؟", "004_8c9efbd2f6262e81", "الصواريخ لا يمكن التفاوض عليها"),
+    ("ماذا قال عراقتشي عن مسألة الصواريخ؟", "004_8c9efbd2f6262e81", "الصواريخ لا يمكن التفاوض عليها"),
+    ("كيف ترى إدارة بايدن عقوبات إدارة ترامب على إيران؟", "000_3ec499f8665a1831", "وسيلة ضغط"),
+    ("كم عدد الجنود الأميركيين في العراق؟", "002_f7322d59d6e02373", "2500"),
+    # English questions over Arabic articles
+    ("When do the talks between Iraq and the United States resume?", "002_f7322d59d6e02373", "الأحد"),
+    ("Where was the first round of talks between the United States and Iran held?", "004_8c9efbd2f6262e81", "عمان"),
+]
+
+UNANSWERABLE = [
+    ("ما هي عاصمة أستراليا؟", "ar"),
+    ("من فاز بكأس العالم لكرة القدم عام 2018؟", "ar"),
+    ("ما هو أفضل نظام غذائي لمرضى السكري؟", "ar"),
+    ("What is the capital of Australia?", "en"),
+    ("Who painted the Mona Lisa?", "en"),
+]
+
+
+def ask_json(cli, index_dir, question):
+    result = cli("ask", question, "--json", "--index-dir", index_dir)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("question,doc_id,expected", ANSWERABLE)
+def test_ask_answers_with_citations_that_resolve_to_the_answer(cli, bundled_index, question, doc_id, expected):
+    answer = ask_json(cli, bundled_index.index_dir, question)
+    assert not answer["abstained"]
+    assert answer["mode"] == "extractive"
+    assert 1 <= len(answer["citations"]) <= 2
+    assert normalize(expected) in normalize(" ".join(c["quote"] for c in answer["citations"]))
+    assert any(c["doc_id"] == doc_id for c in answer["citations"])
+    for c in answer["citations"]:
+        assert f"[{c['n']}]" in answer["answer"]
+        assert c["quote"] in answer["answer"]
+        looked_up = cli("cite", c["id"], "--json", "--index-dir", bundled_index.index_dir)
+        assert looked_up.exit_code == 0, looked_up.output
+        view = json.loads(looked_up.stdout)
+        assert view["quote"] == c["quote"]
+        assert (view["start"], view["end"]) == (c["start"], c["end"])
+    assert set(answer["timings_ms"]) >= {"retrieve", "answer", "total"}
+
+
+@pytest.mark.parametrize("question,lang", UNANSWERABLE)
+def test_ask_abstains_in_the_question_language_when_the_articles_hold_no_answer(cli, bundled_index, question, lang):
+    answer = ask_json(cli, bundled_index.index_dir, question)
+    assert answer["abstained"], answer
+    assert answer["citations"] == []
+    assert answer["answer"].startswith("لم أجد" if lang == "ar" else "I could not find")
+
+
+def test_ask_readable_output_lists_sources(cli, bundled_index):
+    result = cli("ask", ANSWERABLE[0][0], "--index-dir", bundled_index.index_dir)
+    assert result.exit_code == 0
+    assert "Sources:" in result.stdout and "[1] 002_f7322d59d6e02373:" in result.stdout
+
+
+def test_search_lists_ranked_passages_with_scores_and_ids(cli, bundled_index):
+    result = cli("search", "عين الأسد", "-k", "3", "--json", "--index-dir", bundled_index.index_dir)
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[0]["doc_id"] == "000_3ec499f8665a1831"
+    assert rows[0]["score"] >= rows[1]["score"] >= rows[2]["score"]
+    assert set(rows[0]["scores"]) <= {"dense", "bm25"} and rows[0]["scores"]
+    view = json.loads(cli("cite", rows[0]["id"], "--json", "--index-dir", bundled_index.index_dir).stdout)
+    assert view["quote"] == rows[0]["text"]
+
+
+def test_cite_shows_metadata_and_context(cli, bundled_index):
+    answer = ask_json(cli, bundled_index.index_dir, ANSWERABLE[0][0])
+    cid = answer["citations"][0]["id"]
+    view = json.loads(cli("cite", cid, "--json", "--index-dir", bundled_index.index_dir).stdout)
+    assert view["title"].startswith("العراق يعلن موعد استئناف المحادثات")
+    assert view["date"] == "9th, February 2024 GMT"
+    assert view["source"] == "الحرة"
+    assert view["context_before"] and view["context_after"]
+    text = (BUNDLED_ARTICLES / "002_f7322d59d6e02373.txt").read_text(encoding="utf-8")
+    assert text[view["start"]:view["end"]] == view["quote"]
+    readable = cli("cite", cid, "--index-dir", bundled_index.index_dir)
+    assert readable.exit_code == 0 and view["quote"] in readable.stdout
+
+
+@pytest.mark.parametrize("cid,message", [
+    ("not-an-id", "malformed citation id"),
+    ("002_f7322d59d6e02373:50-10", "start must be smaller"),
+    ("no_such_doc:0-10", "no document 'no_such_doc'"),
+    ("002_f7322d59d6e02373:0-999999", "outside"),
+])
+def test_cite_bad_ids_are_clear_errors(cli, bundled_index, cid, message):
+    result = cli("cite", cid, "--index-dir", bundled_index.index_dir)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_docs_lists_the_bundled_articles(cli, bundled_index):
+    rows = json.loads(cli("docs", "--json", "--index-dir", bundled_index.index_dir).stdout)
+    assert sorted(r["id"] for r in rows) == sorted(p.stem for p in BUNDLED_ARTICLES.glob("*.txt"))
+    assert all(r["title"] and r["chars"] > 1000 for r in rows)
+
+
+def test_empty_question_is_refused(cli, bundled_index):
+    result = cli("ask", "   ", "--index-dir", bundled_index.index_dir)
+    assert result.exit_code == 1 and "empty" in result.stderr
+
+
+def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
+    corpus = tmp_path / "articles"
+    shutil.copytree(BUNDLED_ARTICLES, corpus)
+    index_dir = tmp_path / "index"
+    first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert len(first["added"]) == 5 and first["chunks_embedded"] == first["chunks"] > 0
+
+    again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert again["chunks_embedded"] == 0 and not again["written"]
+    assert len(again["unchanged"]) == 5
+
+    changed = corpus / "004_8c9efbd2f6262e81.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nوأعلن الطرفان عن جولة ثالثة في مسقط.\n", encoding="utf-8")
+    (corpus / "001_5ff42c8ba2e3807b.txt").unlink()
+    third = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert third["updated"] == ["004_8c9efbd2f6262e81"]
+    assert third["removed"] == ["001_5ff42c8ba2e3807b"]
+    assert 0 < third["chunks_embedded"] < first["chunks_embedded"]
+    docs = json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)
+    assert len(docs) == 4
+    found = json.loads(cli("search", "جولة ثالثة في مسقط", "--json", "-k", "1", "--index-dir", index_dir).stdout)
+    assert "مسقط" in found[0]["text"]
+
+
+def test_bad_files_are_reported_and_skipped_while_the_rest_is_indexed(cli, tmp_path):
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    shutil.copy(BUNDLED_ARTICLES / "002_f7322d59d6e02373.txt", corpus)
+    (corpus / "empty.txt").write_text("")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (corpus / "latin1.txt").write_bytes("café au lait".encode("latin-1"))
+    (corpus / "feed.jsonl").write_text(
+        json.dumps({"id": "j1", "text": "خبر صحيح عن الانتخابات البلدية في تونس.", "title": "تونس"}, ensure_ascii=False)
+        + "\n{not json\n" + json.dumps({"text": "no id"}) + "\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    result = cli("index", corpus, "--index-dir", index_dir)
+    assert result.exit_code == 3, result.output
+    out = result.stdout
+    for name in ("empty.txt", "binary.txt", "latin1.txt", "feed.jsonl:2", "feed.jsonl:3"):
+        assert name in out
+    assert "not UTF-8" in out and "binary" in out and "empty" in out
+    docs = json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)
+    assert sorted(d["id"] for d in docs) == ["002_f7322d59d6e02373", "j1"]
+
+
+def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
+    """The README's main path, as a new user runs it: a real process, no index yet."""
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index")}
+    rag = Path(sys.executable).parent / "rag"
+    proc = subprocess.run([str(rag), "ask", ANSWERABLE[0][0], "--json"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "No index yet" in proc.stderr
+    answer = json.loads(proc.stdout)
+    assert not answer["abstained"] and answer["citations"][0]["doc_id"] == "002_f7322d59d6e02373"
+
+    bad = subprocess.run([str(rag), "cite", "nope"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1 and "malformed citation id" in bad.stderr and "Traceback" not in bad.stderr
