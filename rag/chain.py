@@ -28,7 +28,7 @@ from rag.chunking import ChunkingConfig
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
-from rag.indexer import IndexReport, Progress, index_paths
+from rag.indexer import IndexReport, IndexSpec, Progress, index_paths
 from rag.retrieval import HybridRetriever
 from rag.store import IndexStore, current_version
 from rag.types import Answer, Hit
@@ -140,9 +140,12 @@ class Assistant:
 def build_index(paths: list[Path], settings: Settings | None = None, embedder: Embedder | None = None,
                 rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
     s = settings or get_settings()
-    return index_paths(paths, s.index_dir, embedder or Embedder(s),
-                       ChunkingConfig(s.chunk_tokens, s.chunk_overlap_tokens), embed_title=s.embed_title,
-                       rebuild=rebuild, progress=progress, batch_size=s.batch_size)
+    return index_paths(paths, s.index_dir, index_spec(s, embedder or Embedder(s)), rebuild=rebuild, progress=progress)
+
+
+def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
+    return IndexSpec(embedder, ChunkingConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
+                     embed_title=settings.embed_title, batch_size=settings.batch_size)
 
 
 def ensure_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport | None:

@@ -86,24 +86,86 @@ def _in_scope(path: str, roots: list[Path]) -> bool:
     return False
 
 
-def index_paths(paths: list[Path], index_dir: Path, embedder: Embedder, chunking: ChunkingConfig,
-                embed_title: bool = True, rebuild: bool = False, progress: Progress | None = None,
-                batch_size: int = 32) -> IndexReport:
+@dataclass(frozen=True)
+class IndexSpec:
+    """What shapes an index: the model and the chunking (a change of either means re-embedding)."""
+
+    embedder: Embedder
+    chunking: ChunkingConfig
+    embed_title: bool = True
+    batch_size: int = 32
+
+    def manifest(self) -> Manifest:
+        return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
+                        chunk_tokens=self.chunking.max_tokens, chunk_overlap_tokens=self.chunking.overlap_tokens,
+                        embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION)
+
+
+def _counts(index_dir: Path) -> tuple[int, int]:
+    store = IndexStore.open(index_dir)
+    try:
+        return store.document_count(), len(store)
+    finally:
+        store.close()
+
+
+def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
+    version = current_version(index_dir)
+    if rebuild or version is None:
+        return None
+    old = IndexStore(version)
+    if old.manifest.model_id != spec.embedder.model_id:
+        raise IndexIncompatible(
+            f"the index in {index_dir} was built with {old.manifest.model_id!r}, not {spec.embedder.model_id!r}; "
+            "add --rebuild to re-embed everything with the configured model")
+    return old
+
+
+def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],
+                   spec: IndexSpec, progress: Progress | None) -> int:
+    """Write `final` as the new live version, re-embedding only `changed` documents (and all of them when the
+    chunking changed). Returns how many chunks were embedded."""
+    manifest = spec.manifest()
+    reuse = old is not None and old.manifest.chunking_key() == manifest.chunking_key()
+    keep_ids = {d for d in final if reuse and d not in changed and old.document(d) is not None}
+    kept_chunks: list[Chunk] = []
+    kept_vecs, kept_sents = [], []
+    if reuse and keep_ids:
+        old_vectors = old.vectors()
+        for row, chunk in old.all_chunks():
+            if chunk.doc_id in keep_ids:
+                kept_chunks.append(chunk)
+                kept_vecs.append(old_vectors[row])
+                kept_sents.append(old.chunk_sentence_vectors(row))
+    new_chunks: list[Chunk] = []
+    for doc_id in sorted(set(final) - keep_ids):
+        doc = final[doc_id]
+        new_chunks.extend(chunk_document(doc, clean(doc), spec.embedder.count_tokens, spec.chunking))
+    new_vecs, new_sents = embed_chunks(spec.embedder, final, new_chunks, spec.embed_title, spec.batch_size, progress)
+
+    dim = spec.embedder.dimension
+    chunks = kept_chunks + new_chunks
+    vectors = np.vstack([np.array(kept_vecs, np.float32).reshape(-1, dim), new_vecs])
+    sentences = np.vstack([np.vstack(kept_sents).astype(np.float16) if kept_sents else np.zeros((0, dim), np.float16),
+                           new_sents])
+    docs = [final[d] for d in sorted(final)]
+    write_index(index_dir, IndexData(
+        manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks), "created": time.time()}),
+        documents=docs, chunks=chunks, vectors=vectors, sentence_vectors=sentences,
+        bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, spec.embed_title)[0]) for c in chunks],
+    ))
+    return len(new_chunks)
+
+
+def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bool = False,
+                progress: Progress | None = None) -> IndexReport:
+    """Bring the index in line with files and folders: add new, replace changed, drop vanished documents."""
     t0 = time.perf_counter()
     report = IndexReport()
     loaded = load_paths(paths)
     report.skipped = loaded.skipped
-    manifest = Manifest(model_id=embedder.model_id, dimension=embedder.dimension, chunk_tokens=chunking.max_tokens,
-                        chunk_overlap_tokens=chunking.overlap_tokens, embed_title=embed_title,
-                        tokenizer=TOKENIZER_VERSION)
     with write_lock(index_dir):
-        old = None if rebuild or current_version(index_dir) is None else IndexStore(current_version(index_dir))
-        if old is not None and old.manifest.model_id != manifest.model_id:
-            raise IndexIncompatible(
-                f"the index in {index_dir} was built with {old.manifest.model_id!r}, not {manifest.model_id!r}; "
-                "add --rebuild to re-embed everything with the configured model")
-        reuse = old is not None and old.manifest.chunking_key() == manifest.chunking_key()
-
+        old = _open_previous(index_dir, spec, rebuild)
         old_docs = {d.id: d for d in old.documents()} if old else {}
         new_docs = {d.id: d for d in loaded.documents}
         roots = [p.resolve() for p in paths]
@@ -129,46 +191,39 @@ def index_paths(paths: list[Path], index_dir: Path, embedder: Embedder, chunking
                 report.unchanged.append(doc_id)
             final[doc_id] = doc
 
-        changed = bool(report.added or report.updated or report.removed) or rebuild or (old is not None and not reuse)
-        if old is not None and not changed:
-            report.documents, report.chunks = old.document_count(), len(old)
-            report.seconds = time.perf_counter() - t0
-            return report
-
-        # Reuse vectors of untouched documents; chunk and embed the rest.
-        keep_ids = {d for d in final if reuse and d in old_docs and d not in report.updated}
-        old_vectors = old.vectors() if old is not None and reuse else None
-        kept_chunks: list[Chunk] = []
-        kept_vecs, kept_sents = [], []
-        if old_vectors is not None:
-            for row, chunk in old.all_chunks():
-                if chunk.doc_id in keep_ids:
-                    kept_chunks.append(chunk)
-                    kept_vecs.append(old_vectors[row])
-                    kept_sents.append(old.chunk_sentence_vectors(row))
-        new_chunks: list[Chunk] = []
-        for doc_id in sorted(set(final) - keep_ids):
-            doc = final[doc_id]
-            new_chunks.extend(chunk_document(doc, clean(doc), embedder.count_tokens, chunking))
-        new_vecs, new_sents = embed_chunks(embedder, final, new_chunks, embed_title, batch_size, progress)
-        report.chunks_embedded = len(new_chunks)
-
-        dim = embedder.dimension
-        chunks = kept_chunks + new_chunks
-        vectors = np.vstack([np.array(kept_vecs, np.float32).reshape(-1, dim), new_vecs])
-        sentences = np.vstack([np.vstack(kept_sents).astype(np.float16) if kept_sents else np.zeros((0, dim), np.float16),
-                               new_sents])
-        docs = [final[d] for d in sorted(final)]
-        data = IndexData(
-            manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks),
-                                 "created": time.time()}),
-            documents=docs, chunks=chunks, vectors=vectors, sentence_vectors=sentences,
-            bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, embed_title)[0]) for c in chunks],
-        )
-        write_index(index_dir, data)
+        stale = old is not None and old.manifest.chunking_key() != spec.manifest().chunking_key()
+        if old is None or rebuild or stale or report.added or report.updated or report.removed:
+            report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
+                                                    spec, progress)
+            report.written = True
         if old is not None:
             old.close()
-        report.written = True
-        report.documents, report.chunks = len(docs), len(chunks)
-        report.seconds = time.perf_counter() - t0
-        return report
+        report.documents, report.chunks = _counts(index_dir)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def change_documents(index_dir: Path, spec: IndexSpec, upsert: list[Document] = (), delete: list[str] = ()) -> IndexReport:
+    """Add or replace single documents and delete others by id (what the HTTP API does while serving)."""
+    t0 = time.perf_counter()
+    report = IndexReport()
+    with write_lock(index_dir):
+        old = _open_previous(index_dir, spec, rebuild=False)
+        final = {d.id: d for d in old.documents()} if old else {}
+        for doc_id in delete:
+            if final.pop(doc_id, None) is not None:
+                report.removed.append(doc_id)
+        for doc in upsert:
+            prev = final.get(doc.id)
+            (report.added if prev is None else report.updated if prev.content_hash != doc.content_hash
+             else report.unchanged).append(doc.id)
+            final[doc.id] = doc
+        if old is None or report.added or report.updated or report.removed:
+            report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
+                                                    spec, progress=None)
+            report.written = True
+        if old is not None:
+            old.close()
+        report.documents, report.chunks = _counts(index_dir)
+    report.seconds = time.perf_counter() - t0
+    return report

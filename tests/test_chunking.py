@@ -33,7 +33,7 @@ def test_budget_is_respected_and_overlap_repeats_trailing_sentences():
     sentences = [f"جملة رقم {i} فيها أربع كلمات." for i in range(20)]
     text = " ".join(sentences)
     doc = make_doc(text)
-    cfg = ChunkingConfig(max_tokens=20, overlap_tokens=5)
+    cfg = ChunkingConfig(max_tokens=20, overlap_tokens=6)  # one 6-word sentence of overlap
     chunks = chunk_document(doc, [Span(0, len(text))], words, cfg)
     assert len(chunks) > 3
     for c in chunks:

@@ -31,7 +31,7 @@ ANSWERABLE = [
     ("ماذا قال عراقجي عن مسألة الصواريخ؟", "004_8c9efbd2f6262e81", "الصواريخ لا يمكن التفاوض عليها"),
     ("ماذا قال عراقتشي عن مسألة الصواريخ؟", "004_8c9efbd2f6262e81", "الصواريخ لا يمكن التفاوض عليها"),
     ("كيف ترى إدارة بايدن عقوبات إدارة ترامب على إيران؟", "000_3ec499f8665a1831", "وسيلة ضغط"),
-    ("كم عدد الجنود الأميركيين في العراق؟", "002_f7322d59d6e02373", "2500"),
+    ("كم جندي للولايات المتحدة في العراق؟", "002_f7322d59d6e02373", "2500"),
     # English questions over Arabic articles
     ("When do the talks between Iraq and the United States resume?", "002_f7322d59d6e02373", "الأحد"),
     ("Where was the first round of talks between the United States and Iran held?", "004_8c9efbd2f6262e81", "عمان"),
