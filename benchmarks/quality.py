@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.answer import CONFIDENCE_MODELS  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import EvalQuestion, evaluate_set, load_questions, prepare  # noqa: E402
@@ -29,14 +30,33 @@ EVAL = ROOT.parent / "shared" / "eval"
 SETS = {"arcd": EVAL / "arcd", "mlqa": EVAL / "mlqa_ar_dev"}
 
 
-def confidences(assistant, questions: list[EvalQuestion], k: int) -> np.ndarray:
-    """The answerer's confidence in its best sentence, per question (what the abstention threshold cuts)."""
-    out = []
+FEATURES = ("cos", "coverage")
+
+
+def features(assistant, questions: list[EvalQuestion], k: int) -> np.ndarray:
+    """The features the abstention model reads, of the answerer's best sentence, one row per question."""
+    rows = []
     for q in questions:
-        hits = assistant.hybrid.search(q.question, k)
-        scored = assistant.answerer.score_sentences(q.question, assistant.encode_query(q.question), hits)
-        out.append(scored[0].confidence if scored else -1.0)
-    return np.array(out)
+        qv = assistant.encode_query(q.question)
+        scored = assistant.answerer.score_sentences(q.question, qv, assistant.hybrid.search(q.question, k))
+        rows.append([scored[0].cos, scored[0].coverage] if scored else [0.0, 0.0])
+    return np.array(rows)
+
+
+def fit_confidence(pos: np.ndarray, neg: np.ndarray, columns: list[int]) -> dict[str, float]:
+    """Logistic regression of answerable (1) vs unanswerable (0) (sklearn comes with sentence-transformers)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([pos, neg])[:, columns]
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y)
+    return {"bias": round(float(model.intercept_[0]), 3),
+            **{FEATURES[c]: round(float(w), 3) for c, w in zip(columns, model.coef_[0])}}
+
+
+def probabilities(x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    z = weights.get("bias", 0.0) + sum(weights.get(n, 0.0) * x[:, i] for i, n in enumerate(FEATURES))
+    return 1 / (1 + np.exp(-z))
 
 
 def pool(results: list[dict]) -> dict:
@@ -66,6 +86,13 @@ def calibrate(pos: np.ndarray, neg: np.ndarray) -> dict:
     return best
 
 
+def threshold_for_answered(pos: np.ndarray, neg: np.ndarray, share: float) -> dict:
+    """The highest threshold that still answers `share` of the answerable questions, and what it refuses."""
+    t = float(np.quantile(pos, 1 - share))
+    return {"threshold": round(t, 4), "answered": round(float((pos >= t).mean()), 4),
+            "refused": round(float((neg < t).mean()), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each set")
@@ -92,17 +119,23 @@ def main() -> None:
 
     # Negatives: each set's questions against the other set's corpus (+ the bundled articles).
     k = settings.top_k
-    pos = confidences(pooled, [q for qs in questions.values() for q in qs], k)
+    pos = features(pooled, [q for qs in questions.values() for q in qs], k)
     negs = []
     for name, other in (("arcd", "mlqa"), ("mlqa", "arcd")):
         wrong = prepare([SETS[other] / "corpus.jsonl", BUNDLED_ARTICLES], settings, embedder)
-        negs.append(confidences(wrong, questions[name], k))
+        negs.append(features(wrong, questions[name], k))
     neg = np.concatenate(negs)
+    current = CONFIDENCE_MODELS["same_language"]
+    fitted = fit_confidence(pos, neg, [0, 1])
+    p_pos, p_neg = probabilities(pos, current), probabilities(neg, current)
+    f_pos, f_neg = probabilities(pos, fitted), probabilities(neg, fitted)
     report["abstention"] = {
-        "current_threshold": settings.abstain_threshold,
-        "answered_at_current": round(float((pos >= settings.abstain_threshold).mean()), 4),
-        "refused_at_current": round(float((neg < settings.abstain_threshold).mean()), 4),
-        "calibrated": calibrate(pos, neg),
+        "current": {"weights": current, "threshold": settings.abstain_threshold,
+                    "answered": round(float((p_pos >= settings.abstain_threshold).mean()), 4),
+                    "refused": round(float((p_neg < settings.abstain_threshold).mean()), 4)},
+        "refit": {"weights": fitted, **calibrate(f_pos, f_neg),
+                  "at_95_answered": threshold_for_answered(f_pos, f_neg, 0.95)},
+        "cos_only_refit (the cross-language model's base)": fit_confidence(pos, neg, [0]),
         "positives": len(pos), "negatives": len(neg),
     }
 

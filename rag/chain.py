@@ -10,6 +10,7 @@ Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from operator import itemgetter
@@ -60,16 +61,21 @@ class QueryEncoder:
     def __init__(self, embedder: Embedder, size: int = 256):
         self.embedder, self.size = embedder, size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __call__(self, question: str) -> np.ndarray:
-        vec = self._cache.get(question)
-        if vec is None:
-            vec = self.embedder.encode_queries([question])[0]
+        # The API calls this from many threads: guard the LRU bookkeeping (a get + move_to_end racing an
+        # eviction raises KeyError), but not the encoding itself.
+        with self._lock:
+            vec = self._cache.get(question)
+            if vec is not None:
+                self._cache.move_to_end(question)
+                return vec
+        vec = self.embedder.encode_queries([question])[0]
+        with self._lock:
             self._cache[question] = vec
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(question)
         return vec
 
 
@@ -104,20 +110,21 @@ class Assistant:
         self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id)
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
-        self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, rrf_k=s.rrf_k)
+        self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
+                                      alpha=s.fusion_alpha, rrf_k=s.rrf_k)
         self.answerer = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
         self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
         self.embedder.model  # load now (Haystack's warm_up), so no question pays for it
 
-    @staticmethod
-    def check_question(question: str) -> str:
+    def check_question(self, question: str) -> str:
         q = (question or "").strip()
+        limit = self.settings.max_question_chars
         if not q:
             raise InvalidInput("the question is empty")
-        if len(q) > MAX_QUESTION_CHARS:
-            raise InvalidInput(f"the question is {len(q)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        if len(q) > limit:
+            raise InvalidInput(f"the question is {len(q)} characters long; the limit is {limit}")
         return q
 
     def ask(self, question: str, k: int | None = None) -> Answer:

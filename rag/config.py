@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     # Retrieval
     top_k: int = 5
     candidates: int = 50  # per retriever, before fusion
+    fusion: Literal["score", "rrf"] = "score"  # "score" (normalised-score mix) or "rrf" (reciprocal rank)
+    fusion_alpha: float = 0.4  # weight of the dense side in score fusion
     rrf_k: int = 60
 
     # Extractive answer
@@ -45,11 +48,23 @@ class Settings(BaseSettings):
     abstain_threshold: float = 0.5
 
     # Terminal display of right-to-left text: auto | visual | logical
-    bidi: str = "auto"
+    bidi: Literal["auto", "visual", "logical"] = "auto"
 
     @property
     def model_dir(self) -> Path:
         return self.cache_dir / "models" / "multilingual-e5-small"
+
+    # HTTP API (`rag serve`, api/). Without api_key the server refuses to listen beyond loopback, since
+    # anyone who reaches it could change the corpus.
+    api_key: SecretStr = SecretStr("")  # when set, requests need `Authorization: Bearer <key>`
+    cors_origins: str = ""  # comma-separated allowed origins ("*" for any); empty = CORS off
+    max_question_chars: int = 2000
+    max_upload_bytes: int = 5_000_000  # any request body, JSON or file
+    session_max_turns: int = 20  # turns kept per chat session
+    session_max_age_seconds: int = 86_400  # older turns are forgotten
+    sessions_path: Path | None = None  # default: <index_dir>/sessions.sqlite (git-ignored, kept across versions)
+    host: str = "127.0.0.1"
+    port: int = 8000
 
 
 @lru_cache

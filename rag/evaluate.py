@@ -18,7 +18,7 @@ from rag.chain import Assistant, build_index
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InvalidInput
-from rag.retrieval import single_retriever_search
+from rag.retrieval import HybridRetriever, single_retriever_search
 
 KS = (1, 5, 10)
 
@@ -91,10 +91,12 @@ def _rank_of(doc_ids: list[str], gold: str | None) -> int | None:
 
 
 def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion], k: int | None = None,
-                 retrievers: Iterable[str] = ("dense", "bm25", "hybrid"),
+                 retrievers: Iterable[str] = ("dense", "bm25", "hybrid-rrf", "hybrid"),
                  on_question: Callable[[], None] | None = None) -> SetResult:
     k = k or assistant.settings.top_k
     by_name = {r.name: r for r in assistant.hybrid.retrievers}
+    rrf = HybridRetriever(assistant.store, assistant.encode_query, candidates=assistant.hybrid.candidates,
+                          fusion="rrf", rrf_k=assistant.settings.rrf_k)
     result = SetResult(name, questions=len(questions))
     ranks: dict[str, list[int | None]] = {r: [] for r in retrievers}
     answerable = [q for q in questions if q.answerable]
@@ -104,6 +106,7 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
         if q.answerable:
             for r in retrievers:
                 hits = (assistant.hybrid.search(q.question, max(KS)) if r == "hybrid"
+                        else rrf.search(q.question, max(KS)) if r == "hybrid-rrf"
                         else single_retriever_search(by_name[r], q.question, max(KS)))
                 ranks[r].append(_rank_of([h.chunk.doc_id for h in hits], q.context_id))
         ans = assistant.ask(q.question, k=k)
