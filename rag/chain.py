@@ -116,7 +116,10 @@ class Assistant:
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
         self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
-        self.embedder.model  # load now (Haystack's warm_up), so no question pays for it
+        # Warm up now (Haystack's warm_up): load the model, run one forward pass, read the BM25 arrays, so no
+        # question pays for them.
+        self.encode_query("warm-up")
+        self.store.bm25
 
     def check_question(self, question: str) -> str:
         q = (question or "").strip()

@@ -240,7 +240,7 @@ def cite(
             out.print(meta, style="dim", markup=False)
         out.print(f"{view.id}", style="cyan", markup=False)
         out.print()
-        if _visual_bidi(settings):
+        if _visual_bidi(settings) or not out.is_terminal:  # no colours to mark the span with: bracket it
             show(f"…{view.before}【{view.quote}】{view.after}…", settings)
         else:
             out.print("…" + view.before, end="", markup=False, style="dim")
@@ -348,6 +348,41 @@ def model_info() -> None:
     settings = get_settings()
     out.print(f"embedding model: {settings.embedding_model or 'bundled multilingual-e5-small'}", markup=False)
     out.print(f"model dir: {settings.model_dir}", markup=False)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="address to listen on [env RAG_HOST; default 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port [env RAG_PORT; default 8000]", min=1, max=65535)] = None,
+    index_dir: IndexDir = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="listen beyond loopback without RAG_API_KEY")] = False,
+) -> None:
+    """Serve the HTTP API (docs at /docs); indexes the bundled articles first when there is no index."""
+    settings = _settings(index_dir)
+    host, port = host or settings.host, port or settings.port
+
+    def run():
+        # Anyone who reaches the server can change the corpus: without a key, stay on this machine.
+        if not _loopback(host) and not settings.api_key.get_secret_value() and not insecure:
+            raise RagError(f"refusing to listen on {host} without an API key: set RAG_API_KEY (clients send "
+                           "Authorization: Bearer <key>), listen on 127.0.0.1, or pass --insecure")
+        import uvicorn
+
+        from api.main import create_app
+
+        err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {settings.index_dir}")
+        uvicorn.run(create_app(settings, embedder=_embedder(settings)), host=host, port=port, log_level="info")
+
+    _run(run)
 
 
 if __name__ == "__main__":
