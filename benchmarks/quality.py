@@ -101,7 +101,8 @@ def main() -> None:
 
     settings = get_settings()
     embedder = Embedder(settings)
-    report: dict = {"settings": {k: v for k, v in settings.model_dump().items() if k not in ("index_dir", "cache_dir")}}
+    report: dict = {"settings": {k: v for k, v in settings.model_dump(mode="json").items()
+                             if k not in ("index_dir", "cache_dir", "api_key", "sessions_path")}}
 
     t0 = time.perf_counter()
     pooled = prepare([SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES], settings, embedder)

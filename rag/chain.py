@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 from pydantic import ConfigDict
 
 from rag.answer import AnswerConfig, ExtractiveAnswerer
@@ -33,9 +32,6 @@ from rag.indexer import IndexReport, IndexSpec, Progress, index_paths
 from rag.retrieval import HybridRetriever
 from rag.store import IndexStore, current_version
 from rag.types import Answer, Hit
-
-MAX_QUESTION_CHARS = 2000
-
 
 class CitedRetriever(BaseRetriever):
     """Hybrid retrieval as a LangChain retriever: each Document is one passage, its metadata the citation."""

@@ -49,3 +49,108 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+# -- HTTP API -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def index_copy(bundled_index, tmp_path):
+    """Settings on a private copy of the bundled index, for tests that change the corpus or keep sessions."""
+    import shutil
+
+    shutil.copytree(bundled_index.index_dir, tmp_path / "index")
+    return bundled_index.model_copy(update={"index_dir": tmp_path / "index"})
+
+
+class LiveServer:
+    """A real uvicorn server in a thread, on a free loopback port (the socket is bound first: no race)."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.app = app
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout: float = 120) -> "LiveServer":
+        import time
+
+        import httpx
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server at {self.url} did not become ready in {timeout} s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(bundled_index, embedder, tmp_path_factory):
+    """The API on a copy of the bundled index, served by uvicorn on 127.0.0.1 for the whole session. The body
+    limit is lowered to 200 kB so that the over-large upload test stays small."""
+    import shutil
+
+    from api.main import create_app
+
+    index_dir = tmp_path_factory.mktemp("live") / "index"
+    shutil.copytree(bundled_index.index_dir, index_dir)
+    settings = bundled_index.model_copy(update={"index_dir": index_dir, "max_upload_bytes": 200_000})
+    server = LiveServer(create_app(settings, embedder=embedder)).start()
+    yield server
+    server.stop()
+
+
+def parse_sse(lines) -> list[tuple[str, object]]:
+    """(event, decoded JSON data) pairs, in order, from an iterable of text lines of a text/event-stream."""
+    import json
+
+    events, name, data = [], "message", []
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if not line:
+            if data:
+                events.append((name, json.loads("\n".join(data))))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    if data:
+        events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+@pytest.fixture(scope="session")
+def sse():
+    """The Server-Sent Events parser above (a fixture, so test modules need not import conftest)."""
+    return parse_sse
+
+
+@pytest.fixture(scope="session")
+def fuzz_server(bundled_index, embedder, tmp_path_factory):
+    """A second live server on its own index copy: fuzzing adds and deletes documents at random."""
+    import shutil
+
+    from api.main import create_app
+
+    index_dir = tmp_path_factory.mktemp("fuzz") / "index"
+    shutil.copytree(bundled_index.index_dir, index_dir)
+    settings = bundled_index.model_copy(update={"index_dir": index_dir, "max_upload_bytes": 200_000})
+    server = LiveServer(create_app(settings, embedder=embedder)).start()
+    yield server
+    server.stop()

@@ -1,0 +1,89 @@
+"""What the routes share: the live Assistant, the one loaded Embedder, the chat sessions, and the write path.
+
+Live index swap: a write goes through rag.indexer.change_documents (its file lock keeps other processes out,
+our threading.Lock keeps concurrent API writes in line), which makes a new index version live atomically;
+then a new Assistant is built on it, sharing the loaded Embedder (loading takes ~10 s), warmed, and only
+then published by replacing one reference. A query that already holds the old Assistant finishes on it:
+the old version's files stay readable after removal (POSIX), and its BM25 index is already in memory.
+A version written by another process (`rag index` while serving) is picked up on the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from rag.chain import Assistant, ensure_index, index_spec
+from rag.condense import condense
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.indexer import IndexReport, change_documents
+from rag.sessions import SessionStore, Turn
+from rag.store import current_version
+from rag.types import Answer, Document
+
+log = logging.getLogger(__name__)
+
+
+def _warm(assistant: Assistant) -> Assistant:
+    # IndexStore loads BM25 lazily from its version directory: load it before anyone can see this
+    # Assistant, so that it never reads a version directory a later write has removed.
+    _ = assistant.store.bm25
+    return assistant
+
+
+class Engine:
+    def __init__(self, settings: Settings, embedder: Embedder):
+        self.settings, self.embedder = settings, embedder
+        ensure_index(settings, embedder)  # the bundled articles when there is no index yet
+        self._assistant = _warm(Assistant(settings, embedder=embedder))
+        self._write_lock = threading.Lock()
+        path = settings.sessions_path or settings.index_dir / "sessions.sqlite"
+        self.sessions = SessionStore(path, settings.session_max_turns, settings.session_max_age_seconds)
+
+    @property
+    def assistant(self) -> Assistant:
+        """The current Assistant; take it once per request so one request sees one index version."""
+        live = current_version(self.settings.index_dir)
+        if live is not None and live != self._assistant.store.path:
+            self._reload()  # another process (`rag index`) wrote a new version
+        return self._assistant
+
+    def _reload(self) -> None:
+        # Never wait here: while a write of ours holds the lock, queries go on with the current version.
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            if current_version(self.settings.index_dir) != self._assistant.store.path:
+                self._assistant = _warm(Assistant(self.settings, embedder=self.embedder))
+        except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
+            log.warning("could not open the new index version; still serving %s", self._assistant.store.path,
+                        exc_info=True)
+        finally:
+            self._write_lock.release()
+
+    def change(self, upsert: Sequence[Document] = (), delete: Sequence[str] = ()) -> IndexReport:
+        with self._write_lock:
+            report = change_documents(self.settings.index_dir, index_spec(self.settings, self.embedder),
+                                      upsert=list(upsert), delete=list(delete))
+            if report.written:
+                self._assistant = _warm(Assistant(self.settings, embedder=self.embedder))
+            return report
+
+    def chat(self, message: str, session_id: str, k: int | None = None) -> tuple[Answer, str]:
+        """Answer one turn of a session: (the answer, whose `question` is the message; the standalone query)."""
+        assistant = self.assistant
+        message = assistant.check_question(message)
+        history = self.sessions.history(self.sessions.check_id(session_id))
+        standalone = condense(message, [t.standalone for t in history]).query
+        if len(standalone) > self.settings.max_question_chars:
+            standalone = message  # the context would push a long message over the limit: retrieve without
+        answer = assistant.ask(standalone, k=k)
+        answer.question = message
+        self.sessions.add(session_id, Turn(message=message, standalone=standalone, answer=answer.answer,
+                                           citations=[c.id for c in answer.citations]))
+        return answer, standalone
+
+    def close(self) -> None:
+        self.sessions.close()
