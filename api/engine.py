@@ -26,18 +26,11 @@ from rag.types import Answer, Document
 log = logging.getLogger(__name__)
 
 
-def _warm(assistant: Assistant) -> Assistant:
-    # IndexStore loads BM25 lazily from its version directory: load it before anyone can see this
-    # Assistant, so that it never reads a version directory a later write has removed.
-    _ = assistant.store.bm25
-    return assistant
-
-
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder):
         self.settings, self.embedder = settings, embedder
         ensure_index(settings, embedder)  # the bundled articles when there is no index yet
-        self._assistant = _warm(Assistant(settings, embedder=embedder))
+        self._assistant = Assistant(settings, embedder=embedder)
         self._write_lock = threading.Lock()
         path = settings.sessions_path or settings.index_dir / "sessions.sqlite"
         self.sessions = SessionStore(path, settings.session_max_turns, settings.session_max_age_seconds)
@@ -56,7 +49,7 @@ class Engine:
             return
         try:
             if current_version(self.settings.index_dir) != self._assistant.store.path:
-                self._assistant = _warm(Assistant(self.settings, embedder=self.embedder))
+                self._assistant = Assistant(self.settings, embedder=self.embedder)
         except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
             log.warning("could not open the new index version; still serving %s", self._assistant.store.path,
                         exc_info=True)
@@ -68,7 +61,7 @@ class Engine:
             report = change_documents(self.settings.index_dir, index_spec(self.settings, self.embedder),
                                       upsert=list(upsert), delete=list(delete))
             if report.written:
-                self._assistant = _warm(Assistant(self.settings, embedder=self.embedder))
+                self._assistant = Assistant(self.settings, embedder=self.embedder)
             return report
 
     def chat(self, message: str, session_id: str, k: int | None = None) -> tuple[Answer, str]:

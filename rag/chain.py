@@ -1,7 +1,7 @@
 """The assistant, assembled in one place. Read top to bottom, it is the flow of one question:
 
     question -> query vector (e5, "query: ")
-             -> HybridRetriever: FAISS + BM25, fused by reciprocal rank   (a LangChain BaseRetriever)
+             -> HybridRetriever: FAISS + BM25, scores fused              (a LangChain BaseRetriever)
              -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step)
              -> Answer (the JSON contract of the design note)
 

@@ -131,6 +131,7 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
         result.answer.update({
             "containment": round(contained / len(answerable), 4),
             "answered": round(1 - abstained_answerable / len(answerable), 4),
+            "containment_when_answered": round(contained / max(1, len(answerable) - abstained_answerable), 4),
             "mean_answer_chars": round(sum(lengths_chars) / max(1, len(lengths_chars)), 1),
             "mean_answer_sentences": round(sum(lengths_sents) / max(1, len(lengths_sents)), 2),
         })

@@ -157,6 +157,18 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
     return len(new_chunks)
 
 
+def _finish(index_dir: Path, old: IndexStore | None, final: dict[str, Document], report: IndexReport,
+            spec: IndexSpec, progress: Progress | None, force: bool = False) -> None:
+    """Write a new version when anything changed (or there is none yet); fill in the report's counts."""
+    if old is None or force or report.added or report.updated or report.removed:
+        report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
+                                                spec, progress)
+        report.written = True
+    if old is not None:
+        old.close()
+    report.documents, report.chunks = _counts(index_dir)
+
+
 def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bool = False,
                 progress: Progress | None = None) -> IndexReport:
     """Bring the index in line with files and folders: add new, replace changed, drop vanished documents."""
@@ -192,13 +204,7 @@ def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bo
             final[doc_id] = doc
 
         stale = old is not None and old.manifest.chunking_key() != spec.manifest().chunking_key()
-        if old is None or rebuild or stale or report.added or report.updated or report.removed:
-            report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
-                                                    spec, progress)
-            report.written = True
-        if old is not None:
-            old.close()
-        report.documents, report.chunks = _counts(index_dir)
+        _finish(index_dir, old, final, report, spec, progress, force=rebuild or stale)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -218,12 +224,6 @@ def change_documents(index_dir: Path, spec: IndexSpec, upsert: list[Document] = 
             (report.added if prev is None else report.updated if prev.content_hash != doc.content_hash
              else report.unchanged).append(doc.id)
             final[doc.id] = doc
-        if old is None or report.added or report.updated or report.removed:
-            report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
-                                                    spec, progress=None)
-            report.written = True
-        if old is not None:
-            old.close()
-        report.documents, report.chunks = _counts(index_dir)
+        _finish(index_dir, old, final, report, spec, progress=None)
     report.seconds = time.perf_counter() - t0
     return report

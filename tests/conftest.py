@@ -103,11 +103,15 @@ class LiveServer:
 def live_server(bundled_index, embedder, tmp_path_factory):
     """The API on a copy of the bundled index, served by uvicorn on 127.0.0.1 for the whole session. The body
     limit is lowered to 200 kB so that the over-large upload test stays small."""
+    yield from _serve_copy(bundled_index, embedder, tmp_path_factory, "live")
+
+
+def _serve_copy(bundled_index, embedder, tmp_path_factory, name: str):
     import shutil
 
     from api.main import create_app
 
-    index_dir = tmp_path_factory.mktemp("live") / "index"
+    index_dir = tmp_path_factory.mktemp(name) / "index"
     shutil.copytree(bundled_index.index_dir, index_dir)
     settings = bundled_index.model_copy(update={"index_dir": index_dir, "max_upload_bytes": 200_000})
     server = LiveServer(create_app(settings, embedder=embedder)).start()
@@ -144,13 +148,4 @@ def sse():
 @pytest.fixture(scope="session")
 def fuzz_server(bundled_index, embedder, tmp_path_factory):
     """A second live server on its own index copy: fuzzing adds and deletes documents at random."""
-    import shutil
-
-    from api.main import create_app
-
-    index_dir = tmp_path_factory.mktemp("fuzz") / "index"
-    shutil.copytree(bundled_index.index_dir, index_dir)
-    settings = bundled_index.model_copy(update={"index_dir": index_dir, "max_upload_bytes": 200_000})
-    server = LiveServer(create_app(settings, embedder=embedder)).start()
-    yield server
-    server.stop()
+    yield from _serve_copy(bundled_index, embedder, tmp_path_factory, "fuzz")
