@@ -121,8 +121,8 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
             abstained_negative += ans.abstained
         if on_question:
             on_question()
-    for r, rs in ranks.items():
-        n = max(1, len(rs))
+    for r, rs in ranks.items() if answerable else ():
+        n = len(rs)
         m = {f"recall@{kk}": sum(1 for x in rs if x is not None and x <= kk) / n for kk in KS}
         m["mrr@10"] = sum(1 / x for x in rs if x is not None and x <= 10) / n
         result.retrieval[r] = {key: round(v, 4) for key, v in m.items()}

@@ -59,14 +59,18 @@ def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str,
 
 
 def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chunk], embed_title: bool,
-                 batch_size: int = 32, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk vectors and their sentences' vectors (late chunking: one forward pass per chunk)."""
+                 batch_size: int = 32, progress: Progress | None = None,
+                 group: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors and their sentences' vectors (late chunking: one forward pass per chunk).
+
+    Chunks go to the model in large groups so that sentence-transformers can sort them by length and pad
+    little; the groups exist only to report progress."""
     dim = embedder.dimension
     vectors, sentence_vectors = [np.zeros((0, dim), np.float32)], [np.zeros((0, dim), np.float32)]
-    for i in range(0, len(chunks), batch_size):
-        batch = chunks[i:i + batch_size]
+    for i in range(0, len(chunks), group):
+        part = chunks[i:i + group]
         texts, spans = [], []
-        for c in batch:
+        for c in part:
             text, offset = embedding_text(docs[c.doc_id], c, embed_title)
             texts.append(text)
             spans.append([(s.start - c.start + offset, s.end - c.start + offset) for s in c.sentences])
@@ -74,7 +78,7 @@ def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chu
         vectors.append(vecs)
         sentence_vectors.extend(sents)
         if progress:
-            progress(min(i + batch_size, len(chunks)), len(chunks))
+            progress(min(i + group, len(chunks)), len(chunks))
     return np.vstack(vectors).astype(np.float32), np.vstack(sentence_vectors).astype(np.float16)
 
 
