@@ -53,6 +53,9 @@ class Embedder:
         self._path: str | None = None
         self._count: Any = None  # texts -> token counts
         self._lock = threading.Lock()  # the API embeds from a threadpool: load the model once
+        # One forward pass at a time: torch already spreads each pass over every core, and concurrent passes
+        # only fight over them (at 16 concurrent API clients, 22 req/s instead of 37 one at a time).
+        self._encode_lock = threading.Lock()
 
     # ---- identity, cheap: no torch -------------------------------------------------------------
     def _local_dir(self) -> Path | None:
@@ -169,11 +172,26 @@ class Embedder:
         """Question vectors (n, d), float32, unit length, with the model's "query" prompt if it has one."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
-        vecs = self.model.encode(
-            [_strip(t)[0] for t in texts], prompt=self._prompt("query"), batch_size=self.settings.batch_size,
-            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
-        )  # fmt: skip
+        model, prompt = self.model, self._prompt("query")
+        with self._encode_lock:
+            vecs = model.encode(
+                [_strip(t)[0] for t in texts], prompt=prompt, batch_size=self.settings.batch_size,
+                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+            )  # fmt: skip
         return _normalise(vecs)
+
+    def _locked_batches(self, inputs: list[str], bs: int, encode) -> list:
+        """Encode in model batches, longest first (little padding), taking the model lock per batch: a long
+        ingest then interleaves with the API's queries instead of holding them up until it ends."""
+        order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+        results: list = [None] * len(inputs)
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            with self._encode_lock:
+                out = encode([inputs[i] for i in idx])
+            for i, o in zip(idx, out):
+                results[i] = o
+        return results
 
     def encode_passages(
         self,
@@ -197,16 +215,16 @@ class Embedder:
         prompt = self._prompt("passage", "document")
         stripped = [_strip(t) for t in texts]
         inputs = [s for s, _ in stripped]
+        model = self.model
         if sentence_spans is None:
-            vecs = self.model.encode(
-                inputs, prompt=prompt, batch_size=bs, show_progress_bar=show_progress,
-                convert_to_numpy=True, normalize_embeddings=True,
-            )  # fmt: skip
+            vecs = np.stack(self._locked_batches(
+                inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, convert_to_numpy=True,
+                                                       normalize_embeddings=True, show_progress_bar=False)))
             return _normalise(vecs), None
-        outs = self.model.encode(
-            inputs, prompt=prompt, batch_size=bs, show_progress_bar=show_progress, output_value=None,
-            processing_kwargs={"text": {"return_offsets_mapping": True}},
-        )  # fmt: skip
+        outs = self._locked_batches(
+            inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
+                                                   output_value=None,
+                                                   processing_kwargs={"text": {"return_offsets_mapping": True}}))
         passages = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
         sentences = [
             _sentence_vectors(out, passage, spans, len(prompt), left)
