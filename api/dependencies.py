@@ -54,5 +54,4 @@ def doc_id_param(doc_id: Annotated[str, Path(description="document id, e.g. 002_
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 DocId = Annotated[str, Depends(doc_id_param)]

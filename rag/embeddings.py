@@ -198,7 +198,6 @@ class Embedder:
         texts: list[str],
         sentence_spans: Spans | None = None,
         batch_size: int | None = None,
-        show_progress: bool = False,
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Passage vectors (n, d); with `sentence_spans`, also each text's sentence vectors (late chunking).
 

@@ -20,8 +20,7 @@ from rag.arabic import tokenize
 from rag.chunking import ChunkingConfig, chunk_document
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
-from rag.errors import IndexIncompatible
-from rag.store import IndexData, IndexStore, Manifest, current_version, write_index, write_lock
+from rag.store import IndexData, IndexStore, Manifest, current_version, read_manifest, write_index, write_lock
 from rag.types import Chunk, Document, Skipped
 
 TOKENIZER_VERSION = "arabic-v1"
@@ -106,23 +105,14 @@ class IndexSpec:
 
 
 def _counts(index_dir: Path) -> tuple[int, int]:
-    store = IndexStore.open(index_dir)
-    try:
-        return store.document_count(), len(store)
-    finally:
-        store.close()
+    manifest = read_manifest(current_version(index_dir))
+    return manifest.documents, manifest.chunks
 
 
 def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
-    version = current_version(index_dir)
-    if rebuild or version is None:
+    if rebuild or current_version(index_dir) is None:
         return None
-    old = IndexStore(version)
-    if old.manifest.model_id != spec.embedder.model_id:
-        raise IndexIncompatible(
-            f"the index in {index_dir} was built with {old.manifest.model_id!r}, not {spec.embedder.model_id!r}; "
-            "add --rebuild to re-embed everything with the configured model")
-    return old
+    return IndexStore.open(index_dir, model_id=spec.embedder.model_id)
 
 
 def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],

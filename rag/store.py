@@ -111,6 +111,10 @@ def current_version(index_dir: Path) -> Path | None:
     return version if name and version.is_dir() else None
 
 
+def read_manifest(version_dir: Path) -> Manifest:
+    return Manifest(**json.loads((version_dir / "manifest.json").read_text()))
+
+
 def write_index(index_dir: Path, data: IndexData) -> Path:
     """Write `data` as a new version and make it live atomically. Returns the version directory."""
     import bm25s
@@ -184,7 +188,7 @@ class IndexStore:
         import faiss
 
         self.path = version_dir
-        self.manifest = Manifest(**json.loads((version_dir / "manifest.json").read_text()))
+        self.manifest = read_manifest(version_dir)
         self._db = sqlite3.connect(f"file:{version_dir / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self.faiss = faiss.read_index(str(version_dir / "chunks.faiss"))
         self.sentence_vectors = np.load(version_dir / "sentences.npy", mmap_mode="r", allow_pickle=False)
@@ -274,10 +278,3 @@ class IndexStore:
     def close(self) -> None:
         self._db.close()
 
-
-def check_compatible(manifest: Manifest, model_id: str) -> None:
-    if manifest.model_id != model_id:
-        raise IndexIncompatible(
-            f"the index was built with {manifest.model_id!r}, not the configured {model_id!r}; "
-            "rebuild it with `rag index --rebuild PATH`"
-        )
