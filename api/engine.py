@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+from langchain_core.language_models import BaseChatModel
 
 from rag.chain import Assistant, ensure_index, index_spec
 from rag.condense import condense
 from rag.config import Settings
 from rag.embeddings import Embedder
+from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
 from rag.store import current_version
@@ -27,10 +30,12 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder):
+    def __init__(self, settings: Settings, embedder: Embedder, chat_model: BaseChatModel | None = None):
         self.settings, self.embedder = settings, embedder
         ensure_index(settings, embedder)  # the bundled articles when there is no index yet
-        self._assistant = Assistant(settings, embedder=embedder)
+        # Built once and shared by every Assistant version, like the embedder.
+        self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(settings)
+        self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
         path = settings.sessions_path or settings.index_dir / "sessions.sqlite"
         self.sessions = SessionStore(path, settings.session_max_turns, settings.session_max_age_seconds)
@@ -49,7 +54,7 @@ class Engine:
             return
         try:
             if current_version(self.settings.index_dir) != self._assistant.store.path:
-                self._assistant = Assistant(self.settings, embedder=self.embedder)
+                self._assistant = self._new_assistant()
         except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
             log.warning("could not open the new index version; still serving %s", self._assistant.store.path,
                         exc_info=True)
@@ -61,22 +66,44 @@ class Engine:
             report = change_documents(self.settings.index_dir, index_spec(self.settings, self.embedder),
                                       upsert=list(upsert), delete=list(delete))
             if report.written:
-                self._assistant = Assistant(self.settings, embedder=self.embedder)
+                self._assistant = self._new_assistant()
             return report
+
+    def _new_assistant(self) -> Assistant:
+        return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model)
+
+    def standalone(self, message: str, session_id: str) -> str:
+        """The message made standalone. The rules of rag.condense decide whether it is a follow-up; with a
+        chat model, the model rewrites it (prompts/condense.*.txt), the rules' rewrite being the fallback."""
+        history = self.sessions.history(self.sessions.check_id(session_id))
+        condensed = condense(message, [t.standalone for t in history])
+        standalone = condensed.query
+        if condensed.rewritten and self.chat_model is not None:
+            standalone = condense_with_model(self.chat_model, message,
+                                             [(t.standalone, t.answer) for t in history]) or standalone
+        if len(standalone) > self.settings.max_question_chars:
+            standalone = message  # the context would push a long message over the limit: retrieve without
+        return standalone
 
     def chat(self, message: str, session_id: str, k: int | None = None) -> tuple[Answer, str]:
         """Answer one turn of a session: (the answer, whose `question` is the message; the standalone query)."""
+        *_, (answer, standalone) = self.chat_stream(message, session_id, k)
+        return answer, standalone
+
+    def chat_stream(self, message: str, session_id: str, k: int | None = None) -> Iterator[str | tuple[Answer, str]]:
+        """chat(), with the generated answer's pieces first (see Assistant.stream)."""
         assistant = self.assistant
         message = assistant.check_question(message)
-        history = self.sessions.history(self.sessions.check_id(session_id))
-        standalone = condense(message, [t.standalone for t in history]).query
-        if len(standalone) > self.settings.max_question_chars:
-            standalone = message  # the context would push a long message over the limit: retrieve without
-        answer = assistant.ask(standalone, k=k)
+        standalone = self.standalone(message, session_id)
+        for event in assistant.stream(standalone, k=k):
+            if isinstance(event, str):
+                yield event
+                continue
+            answer = event
         answer.question = message
         self.sessions.add(session_id, Turn(message=message, standalone=standalone, answer=answer.answer,
                                            citations=[c.id for c in answer.citations]))
-        return answer, standalone
+        yield answer, standalone
 
     def close(self) -> None:
         self.sessions.close()

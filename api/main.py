@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from langchain_core.language_models import BaseChatModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -38,8 +39,8 @@ STATUS = {DocumentNotFound: 404, InvalidSpan: 404, InvalidCitationId: 422, Inval
 class Loader:
     """Builds the Engine once, in a thread; `engine` is None until then, `error` says why if it failed."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None):
-        self.settings, self.embedder = settings, embedder
+    def __init__(self, settings: Settings, embedder: Embedder | None, chat_model=None):
+        self.settings, self.embedder, self.chat_model = settings, embedder, chat_model
         self.engine: Engine | None = None
         self.error = ""
         self.done = threading.Event()
@@ -51,7 +52,7 @@ class Loader:
 
     def _load(self) -> None:
         try:
-            self.engine = Engine(self.settings, self.embedder or Embedder(self.settings))
+            self.engine = Engine(self.settings, self.embedder or Embedder(self.settings), self.chat_model)
             log.info("ready: %s", self.engine.assistant.store.path)
         except RagError as e:
             self.error = str(e)
@@ -67,7 +68,7 @@ class Loader:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    loader = app.state.loader = Loader(app.state.settings, app.state.embedder).start()
+    loader = app.state.loader = Loader(app.state.settings, app.state.embedder, app.state.chat_model).start()
     yield
     if loader.engine is not None:
         loader.engine.close()
@@ -108,15 +109,17 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None,
+               chat_model: BaseChatModel | None = None) -> FastAPI:
     """The app for `settings` (default: the RAG_* environment). Pass an already loaded `embedder` to share it
-    (the tests do: loading takes ~10 s)."""
+    (the tests do: loading takes ~10 s), and any LangChain chat model for generative answers (default: the
+    one RAG_LLM_MODEL names, if any)."""
     settings = settings or get_settings()
     app = FastAPI(title="rag-news", version="0.1.0", lifespan=lifespan,
                   description="Cited answers over Arabic news articles. Every citation id "
                               "`<doc_id>:<start>-<end>` opens with GET /citations/{id}.")
-    app.state.settings, app.state.embedder = settings, embedder
-    app.state.loader = Loader(settings, embedder)  # replaced by the lifespan's; reads "loading" before it runs
+    app.state.settings, app.state.embedder, app.state.chat_model = settings, embedder, chat_model
+    app.state.loader = Loader(settings, embedder, chat_model)  # replaced by the lifespan's; reads "loading" before it runs
 
     protected = [Depends(require_api_key)]
     for module in (chat, search, citations, documents):

@@ -3,6 +3,8 @@
     question -> query vector (e5, "query: ")
              -> HybridRetriever: FAISS + BM25, scores fused              (a LangChain BaseRetriever)
              -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step)
+                or GenerativeAnswerer: a chat model writes from the numbered passages; each citation
+                checked against its passages, the extractive answer as fallback (rag/generate.py)
              -> Answer (the JSON contract of the design note)
 
 Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py.
@@ -13,12 +15,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
+from langchain_core.language_models import BaseChatModel
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
 from pydantic import ConfigDict
@@ -28,10 +32,12 @@ from rag.chunking import ChunkingConfig
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
+from rag.generate import GenerativeAnswerer, chat_model_from_settings
 from rag.indexer import IndexReport, IndexSpec, Progress, index_paths
 from rag.retrieval import HybridRetriever
 from rag.store import IndexStore, current_version
 from rag.types import Answer, Hit
+from rag.verify import SupportChecker
 
 class CitedRetriever(BaseRetriever):
     """Hybrid retrieval as a LangChain retriever: each Document is one passage, its metadata the citation."""
@@ -75,7 +81,10 @@ class QueryEncoder:
         return vec
 
 
-def build_chain(retriever: CitedRetriever, answerer: ExtractiveAnswerer, encode_query: QueryEncoder) -> Runnable:
+Answerer = ExtractiveAnswerer | GenerativeAnswerer
+
+
+def build_chain(retriever: CitedRetriever, answerer: Answerer, encode_query: QueryEncoder) -> Runnable:
     """{"question": str} -> Answer; `k` is configurable per call: config={"configurable": {"k": 8}}."""
 
     def timed_retrieve(inputs: dict, config) -> dict:
@@ -88,7 +97,7 @@ def build_chain(retriever: CitedRetriever, answerer: ExtractiveAnswerer, encode_
         hits = [d.metadata["hit"] for d in inputs["documents"]]
         result = answerer.answer(inputs["question"], encode_query(inputs["question"]), hits)
         result.timings_ms = {"retrieve": round(inputs["retrieve_ms"], 2),
-                             "answer": round((time.perf_counter() - t0) * 1000, 2)}
+                             "answer": round((time.perf_counter() - t0) * 1000, 2), **result.timings_ms}
         return result
 
     configurable_retriever = retriever.configurable_fields(
@@ -100,7 +109,9 @@ class Assistant:
     """Loads the model and the index once; answers, searches and looks up citations."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
-                 store: IndexStore | None = None):
+                 store: IndexStore | None = None, chat_model: BaseChatModel | None = None):
+        """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
+        name (RAG_LLM_MODEL), else none, and answers are extractive."""
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
         self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id)
@@ -108,8 +119,13 @@ class Assistant:
         s = self.settings
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k)
-        self.answerer = ExtractiveAnswerer(self.store, AnswerConfig(
+        self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
+        self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(s)
+        self.answerer: Answerer = self.extractive
+        if self.chat_model is not None:
+            checker = SupportChecker(self.store, self.embedder.encode_queries, self.extractive.idf)
+            self.answerer = GenerativeAnswerer(self.chat_model, self.store, self.extractive, checker)
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
         self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
         # Warm up now (Haystack's warm_up): load the model, run one forward pass, read the BM25 arrays, so no
@@ -135,6 +151,28 @@ class Assistant:
         answer = self.chain.invoke({"question": q}, config={"configurable": {"k": k}})
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return answer
+
+    def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+        """The generated answer's text in pieces as the model writes them, then the Answer. An extractive
+        answer (the default mode, or a fallback after the model failed) comes only as the Answer."""
+        q = self.check_question(question)
+        k = k or self.settings.top_k
+        if k < 1:
+            raise InvalidInput("k must be at least 1")
+        t0 = time.perf_counter()
+        hits = self.hybrid.search(q, k)
+        retrieve_ms = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        if isinstance(self.answerer, GenerativeAnswerer):
+            events = self.answerer.stream(q, self.encode_query(q), hits)
+        else:
+            events = iter([self.answerer.answer(q, self.encode_query(q), hits)])
+        for event in events:
+            if isinstance(event, Answer):
+                event.timings_ms = {"retrieve": round(retrieve_ms, 2),
+                                    "answer": round((time.perf_counter() - t1) * 1000, 2), **event.timings_ms,
+                                    "total": round((time.perf_counter() - t0) * 1000, 2)}
+            yield event
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         k = k or self.settings.top_k

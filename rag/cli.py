@@ -165,26 +165,54 @@ def ask(
     k: TopK = None,
     index_dir: IndexDir = None,
     json_output: JsonOut = False,
+    stream: Annotated[bool, typer.Option("--stream", help="print a generated answer as it is written")] = False,
+    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env RAG_LLM_BASE_URL]")] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")] = None,
 ) -> None:
     """Answer a question with citations (builds an index of the bundled articles if there is none)."""
     settings = _settings(index_dir)
+    llm = {k: v for k, v in (("llm_base_url", llm_base_url), ("llm_model", llm_model)) if v is not None}
+    if llm:
+        settings = settings.model_copy(update=llm)
 
     def run():
         assistant = _assistant(settings)
-        answer = assistant.ask(question, k=k)
         if json_output:
-            out.print(answer.model_dump_json(indent=2), markup=False)
+            out.print(assistant.ask(question, k=k).model_dump_json(indent=2), markup=False)
             return
-        show(answer.answer, settings)
-        if answer.citations:
-            out.print()
-            out.print("Sources:", style="bold")
-            for c in answer.citations:
-                out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
-                show(c.title, settings, indent="    ")
-        out.print(f"({answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
+        if not stream:
+            _show_answer(assistant.ask(question, k=k), settings)
+            return
+        streamed = False
+        for event in assistant.stream(question, k=k):
+            if isinstance(event, str):
+                # Pieces go out as they come, in logical order: reordering for display needs whole lines.
+                out.file.write(event)
+                out.file.flush()
+                streamed = True
+                continue
+            if streamed:
+                out.print()
+            _show_answer(event, settings, text=not streamed or event.mode != "generative")
 
     _run(run)
+
+
+def _show_answer(answer, settings: Settings, text: bool = True) -> None:
+    if answer.notice:
+        err.print(f"[yellow]Note:[/yellow] {answer.notice}", markup=True, highlight=False)
+    if text:
+        show(answer.answer, settings)
+    unsupported = [c for c in answer.claims if c.supported is False]
+    for c in unsupported:
+        err.print(f"[yellow]Unsupported by its citation:[/yellow] {c.text}", markup=True, highlight=False)
+    if answer.citations:
+        out.print()
+        out.print("Sources:", style="bold")
+        for c in answer.citations:
+            out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
+            show(c.title, settings, indent="    ")
+    out.print(f"({answer.mode}, {answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
 
 
 @app.command()

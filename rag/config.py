@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
     abstain_threshold: float = 0.5
 
+    # Generative answers (rag/generate.py): an OpenAI-compatible chat server through langchain-openai.
+    # Without llm_model, answers are extractive.
+    llm_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1 (llama.cpp, vLLM, Ollama); empty = OpenAI
+    llm_model: str = ""
+    llm_api_key: SecretStr = SecretStr("")
+    llm_timeout: float = 60.0  # seconds per request
+    llm_max_retries: int = 1
+    llm_max_tokens: int = 384
+    llm_temperature: float = 0.0
+
     # Terminal display of right-to-left text: auto | visual | logical
     bidi: Literal["auto", "visual", "logical"] = "auto"
 

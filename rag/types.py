@@ -88,12 +88,27 @@ class Citation(BaseModel):
     score: float = 0.0
 
 
+class ClaimCheck(BaseModel):
+    """One sentence of a generated answer, the citations it carries, and whether their passages back it."""
+
+    text: str
+    citations: list[int] = Field(default_factory=list, description="the answer's citation numbers it carries")
+    supported: bool | None = Field(None, description="null when the sentence carries no citation")
+    lexical: float = Field(0.0, description="IDF-weighted share of its terms found in the cited passages")
+    semantic: float = Field(0.0, description="best cosine to a cited sentence")
+    evidence: str = Field("", description="citation id of the cited sentence that backs it best")
+    missing_numbers: list[str] = Field(default_factory=list, description="numbers it states that the passages lack")
+
+
 class Answer(BaseModel):
     """The answer object of the design note: the CLI's --json and the API return exactly this."""
 
     question: str
     answer: str
     abstained: bool = False
-    mode: str = "extractive"
+    mode: str = "extractive"  # "extractive" (sentences quoted) or "generative" (a chat model wrote it)
     citations: list[Citation] = Field(default_factory=list)
+    # Generative answers: each sentence checked against the passages it cites (rag/verify.py).
+    claims: list[ClaimCheck] = Field(default_factory=list)
+    notice: str = ""  # why the answer is not what was asked for, e.g. the model failed and this is extractive
     timings_ms: dict[str, float] = Field(default_factory=dict)

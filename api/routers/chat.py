@@ -7,9 +7,9 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
-import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import iterate_in_threadpool
 
 from api.dependencies import EngineDep
 from api.engine import Engine
@@ -30,8 +30,11 @@ def ask(body: AskRequest, engine: EngineDep) -> Answer:
 
 @router.post("/chat", response_model=ChatResponse, responses={200: {
     "description": "the answer object plus session_id; with `stream: true`, Server-Sent Events instead: "
-                   "`citations` (JSON list), `token` ({\"text\": piece}, repeated), `answer` (this object), "
-                   "or `error` ({\"detail\", \"error\"}) if something fails midway",
+                   "`token` ({\"text\": piece}, repeated), `citations` (JSON list), `answer` (this object, "
+                   "final: its citations checked), or `error` ({\"detail\", \"error\"}) if something fails "
+                   "midway. An extractive answer sends `citations` first, then its text as tokens; a generated "
+                   "one sends the model's pieces as they come, then `citations`. If the model fails midway, "
+                   "`answer` carries the extractive answer and a `notice`.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 def chat(body: ChatRequest, engine: EngineDep):
     """One turn of a conversation: a follow-up ("ومن أعلن ذلك؟") is made standalone before retrieval."""
@@ -51,8 +54,15 @@ async def _stream(engine: Engine, body: ChatRequest, session_id: str) -> AsyncIt
     def data(obj) -> str:
         return json.dumps(obj, ensure_ascii=False)
 
+    events = iterate_in_threadpool(engine.chat_stream(body.message, session_id, body.k))
+    streamed = False
     try:
-        answer, standalone = await anyio.to_thread.run_sync(engine.chat, body.message, session_id, body.k)
+        async for event in events:
+            if isinstance(event, str):
+                streamed = True
+                yield ServerSentEvent(data({"text": event}), event="token")
+                continue
+            answer, standalone = event
     except RagError as e:
         yield ServerSentEvent(data({"detail": str(e), "error": type(e).__name__}), event="error")
         return
@@ -62,6 +72,7 @@ async def _stream(engine: Engine, body: ChatRequest, session_id: str) -> AsyncIt
         return
     reply = ChatResponse(**answer.model_dump(), session_id=session_id, standalone_question=standalone)
     yield ServerSentEvent(data([c.model_dump() for c in reply.citations]), event="citations")
-    for piece in _PIECE.findall(reply.answer):
-        yield ServerSentEvent(data({"text": piece}), event="token")
+    if not streamed:
+        for piece in _PIECE.findall(reply.answer):
+            yield ServerSentEvent(data({"text": piece}), event="token")
     yield ServerSentEvent(reply.model_dump_json(), event="answer")
