@@ -125,7 +125,8 @@ class Assistant:
         self.answerer: Answerer = self.extractive
         if self.chat_model is not None:
             checker = SupportChecker(self.store, self.embedder.encode_queries, self.extractive.idf)
-            self.answerer = GenerativeAnswerer(self.chat_model, self.store, self.extractive, checker)
+            self.answerer = GenerativeAnswerer(self.chat_model, self.store, self.extractive, checker,
+                                               timeout=s.llm_timeout)
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
         self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
         # Warm up now (Haystack's warm_up): load the model, run one forward pass, read the BM25 arrays, so no

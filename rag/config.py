@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     llm_base_url: str = ""  # e.g. http://127.0.0.1:8080/v1 (llama.cpp, vLLM, Ollama); empty = OpenAI
     llm_model: str = ""
     llm_api_key: SecretStr = SecretStr("")
-    llm_timeout: float = 60.0  # seconds per request
+    llm_timeout: float = 60.0  # seconds for a whole reply
     llm_max_retries: int = 1
     llm_max_tokens: int = 384
     llm_temperature: float = 0.0

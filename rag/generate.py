@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -29,7 +30,7 @@ from rag.errors import RagError
 from rag.markers import CitationStream
 from rag.prompts import format_passages, load_prompt
 from rag.store import IndexStore
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Citation, ClaimCheck, Hit
 from rag.verify import SupportChecker
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ NOTICES = {
     "empty": "The language model returned nothing; this is the extractive answer.",
     "unsupported": "No citation in the language model's answer could be verified; this is the extractive answer.",
 }
+
+
+# A reply that starts a passage of its own is making things up; stop it there.
+STOP = ["<passage", "</passage>"]
 
 
 class ConfigError(RagError):
@@ -55,9 +60,12 @@ def chat_model_from_settings(settings: Settings) -> BaseChatModel | None:
     from langchain_openai import ChatOpenAI
 
     key = settings.llm_api_key.get_secret_value() or "not-needed"  # local servers take any key
+    # ChatOpenAI sends the limit as OpenAI's newer `max_completion_tokens`, which llama.cpp's server ignores
+    # (it then writes until its context is full); other servers get the older name too.
+    extra = {"max_tokens": settings.llm_max_tokens} if settings.llm_base_url else None
     return ChatOpenAI(model=settings.llm_model, base_url=settings.llm_base_url or None, api_key=key,
                       temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
-                      timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
+                      timeout=settings.llm_timeout, max_retries=settings.llm_max_retries, extra_body=extra)
 
 
 def piece_text(chunk) -> str:
@@ -68,10 +76,25 @@ def piece_text(chunk) -> str:
     return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
 
 
+@dataclass
+class Draft:
+    """What the model wrote, canonicalised and checked, before deciding whether to answer with it."""
+
+    text: str
+    cited: dict[int, Hit] = field(default_factory=dict)  # answer citation number -> passage
+    checks: list[ClaimCheck] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # marker numbers that named no passage
+    error: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
 class GenerativeAnswerer:
     def __init__(self, model: BaseChatModel, store: IndexStore, fallback: ExtractiveAnswerer,
-                 checker: SupportChecker):
+                 checker: SupportChecker, timeout: float | None = None):
+        """`timeout`: seconds for the whole reply. (An HTTP client's timeout only bounds the wait between two
+        bytes, which a model streaming slowly never exceeds.)"""
         self.model, self.store, self.fallback, self.checker = model, store, fallback, checker
+        self.timeout = timeout
 
     def messages(self, question: str, hits: Sequence[Hit]) -> list[BaseMessage]:
         passages = [(self.store.document(h.chunk.doc_id).title, h.chunk.text) for h in hits]
@@ -88,11 +111,35 @@ class GenerativeAnswerer:
         if extractive.abstained:
             yield extractive
             return
+        for event in self.generate(question, hits):
+            if isinstance(event, str):
+                yield event
+        draft: Draft = event
+        if draft.error:
+            yield self._fallback(extractive, "failed", error=draft.error)
+        elif not draft.text:
+            yield self._fallback(extractive, "empty")
+        elif not any(c.supported for c in draft.checks):
+            yield self._fallback(extractive, "unsupported")
+        else:
+            citations = []
+            for n, hit in sorted(draft.cited.items()):
+                doc = self.store.document(hit.chunk.doc_id)
+                citations.append(Citation(n=n, id=hit.chunk.id, doc_id=doc.id, title=doc.title,
+                                          quote=doc.text[hit.chunk.start:hit.chunk.end], start=hit.chunk.start,
+                                          end=hit.chunk.end, score=round(hit.score, 4)))
+            yield Answer(question=question, answer=draft.text, mode="generative", citations=citations,
+                         claims=draft.checks, timings_ms=draft.timings_ms)
+
+    def generate(self, question: str, hits: list[Hit]) -> Iterator[str | Draft]:
+        """Ask the model (no gate, no fallback): its canonical pieces, then the checked Draft."""
         parser = CitationStream(len(hits))
         t0 = time.perf_counter()
         first_piece_ms = None
         try:
-            for chunk in self.model.stream(self.messages(question, hits)):
+            for chunk in self.model.stream(self.messages(question, hits), stop=STOP):
+                if self.timeout is not None and time.perf_counter() - t0 > self.timeout:
+                    raise TimeoutError(f"no complete reply within {self.timeout:g} s")
                 piece = parser.feed(piece_text(chunk))
                 if piece:
                     if first_piece_ms is None:
@@ -102,29 +149,19 @@ class GenerativeAnswerer:
             if tail:
                 yield tail
         except Exception as e:  # noqa: BLE001 - any failure of the model (timeout, HTTP, parsing) falls back
-            log.warning("chat model failed: %s", e)
-            yield self._fallback(extractive, "failed", error=_short(e))
-            return
+            # An empty stream is how LangChain reports a reply with no chunk: not a failure, an empty reply.
+            if parser.text.strip() or "No generation chunks" not in str(e):
+                log.warning("chat model failed: %s", e)
+                yield Draft(text=parser.text.strip(), error=_short(e))
+                return
         generate_ms = (time.perf_counter() - t0) * 1000
-        if not parser.text.strip():
-            yield self._fallback(extractive, "empty")
-            return
         t1 = time.perf_counter()
         cited = {parser.number(p): hits[p - 1] for p in parser.order}
-        checks = self.checker.check(parser.claims, cited)
-        if not any(c.supported for c in checks):
-            yield self._fallback(extractive, "unsupported")
-            return
-        citations = []
-        for n, hit in sorted(cited.items()):
-            doc = self.store.document(hit.chunk.doc_id)
-            citations.append(Citation(n=n, id=hit.chunk.id, doc_id=doc.id, title=doc.title,
-                                      quote=doc.text[hit.chunk.start:hit.chunk.end], start=hit.chunk.start,
-                                      end=hit.chunk.end, score=round(hit.score, 4)))
+        checks = self.checker.check(parser.claims, cited, hits) if parser.text.strip() else []
         timings = {"first_piece": round(first_piece_ms or generate_ms, 2), "generate": round(generate_ms, 2),
                    "verify": round((time.perf_counter() - t1) * 1000, 2)}
-        yield Answer(question=question, answer=parser.text.strip(), mode="generative", citations=citations,
-                     claims=checks, timings_ms=timings)
+        yield Draft(text=parser.text.strip(), cited=cited, checks=checks, dropped=parser.dropped,
+                    timings_ms=timings)
 
     @staticmethod
     def _fallback(extractive: Answer, why: str, **fields) -> Answer:

@@ -27,10 +27,13 @@ class PromptError(RagError):
     pass
 
 
-@lru_cache
 def load_prompt(name: str, language: str, directory: Path = PROMPTS_DIR) -> ChatPromptTemplate:
     """The template for `name` in `language` ("ar" or "en"; any other language gets the English one)."""
-    language = language if language in LANGUAGES else "en"
+    return _load(name, language if language in LANGUAGES else "en", directory)
+
+
+@lru_cache
+def _load(name: str, language: str, directory: Path) -> ChatPromptTemplate:
     path = directory / f"{name}.{language}.txt"
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,0 +1,117 @@
+"""End to end against a real OpenAI-compatible server on loopback: llama-cpp-python's server running the
+Gemma 3 270M GGUF from PyPI (rag/local_llm.py). A tiny base model: these tests check the plumbing, the
+streaming and the citation checks on whatever it writes, not its prose."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.citations import lookup_citation
+from rag.local_llm import MODEL_ALIAS, LlamaServer, gguf_path
+
+Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
+DATE = "11 فبراير 2024"
+
+
+@pytest.fixture(scope="module")
+def llm_url(bundled_index, tmp_path_factory):
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with LlamaServer(gguf_path(bundled_index), threads=2, log=log) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def llm_settings(bundled_index, llm_url):
+    # Short replies keep the suite quick; the plumbing is the same at any length.
+    return bundled_index.model_copy(update={"llm_base_url": llm_url, "llm_model": MODEL_ALIAS,
+                                            "llm_max_tokens": 48})
+
+
+def check_answer(answer, store) -> None:
+    """What must hold for any reply: a generated answer's citations are real and checked; otherwise the
+    extractive answer stands in and says why."""
+    if answer.mode == "generative":
+        assert answer.citations and any(c.supported for c in answer.claims)
+        numbers = {c.n for c in answer.citations}
+        for c in answer.citations:
+            assert f"[{c.n}]" in answer.answer
+            assert lookup_citation(store, c.id).quote == c.quote
+        for claim in answer.claims:
+            assert set(claim.citations) <= numbers
+            assert (claim.supported is None) == (not claim.citations)
+            if claim.evidence:
+                lookup_citation(store, claim.evidence)
+    else:
+        assert answer.notice, "a fallback must say why"
+        assert not answer.claims
+        assert DATE in " ".join(c.quote for c in answer.citations)
+
+
+def test_the_answer_streams_in_pieces_and_its_citations_are_checked(llm_settings, embedder):
+    from rag.chain import Assistant
+
+    assistant = Assistant(llm_settings, embedder=embedder)
+    assert type(assistant.chat_model).__name__ == "ChatOpenAI"
+    pieces, answer = [], None
+    for event in assistant.stream(Q):
+        if isinstance(event, str):
+            pieces.append(event)
+        else:
+            answer = event
+    assert len(pieces) >= 2, "the reply did not stream"  # the model wrote something, piece by piece
+    check_answer(answer, assistant.store)
+    if answer.mode == "generative":
+        assert "".join(pieces).strip() == answer.answer
+        assert 0 < answer.timings_ms["first_piece"] <= answer.timings_ms["generate"]
+    else:
+        assert "could be verified" in answer.notice
+
+
+def test_cli_streams_against_the_server(llm_url, bundled_index, cli):
+    result = cli("ask", Q, "--index-dir", bundled_index.index_dir, "--stream", "--llm-base-url", llm_url,
+                 "--llm-model", MODEL_ALIAS)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "Sources:" in result.output
+    assert "(generative," in result.output or "could be verified" in result.output
+
+
+def test_a_request_that_times_out_falls_back(llm_settings, embedder):
+    from rag.chain import Assistant
+
+    # No reply comes back within 10 ms from this server: a real timeout, not a simulated one.
+    settings = llm_settings.model_copy(update={"llm_timeout": 0.01, "llm_max_retries": 0})
+    answer = Assistant(settings, embedder=embedder).ask(Q)
+    assert answer.mode == "extractive" and "The language model failed" in answer.notice
+    assert "within 0.01 s" in answer.notice or "Timeout" in answer.notice
+    assert DATE in " ".join(c.quote for c in answer.citations)
+
+
+def test_the_api_streams_the_model_over_http(llm_settings, embedder, tmp_path, sse):
+    import shutil
+
+    import httpx
+
+    from api.main import create_app
+    from conftest import LiveServer
+
+    shutil.copytree(llm_settings.index_dir, tmp_path / "index")
+    server = LiveServer(create_app(llm_settings.model_copy(update={"index_dir": tmp_path / "index"}),
+                                   embedder=embedder)).start()
+    try:
+        with httpx.stream("POST", server.url + "/chat", json={"message": Q, "stream": True}, timeout=300) as r:
+            assert r.status_code == 200
+            events = sse(r.iter_lines())
+        names = [e for e, _ in events]
+        assert names[-1] == "answer" and "citations" in names and "error" not in names
+        answer = events[-1][1]
+        tokens = [d["text"] for e, d in events if e == "token"]
+        assert len(tokens) >= 2
+        if answer["mode"] == "generative":
+            assert names.index("citations") > max(i for i, e in enumerate(names) if e == "token")
+            assert "".join(tokens).strip() == answer["answer"]
+        else:
+            assert "could be verified" in answer["notice"]
+        r = httpx.post(server.url + "/ask", json={"question": "ما هي عاصمة أستراليا؟"}, timeout=300)
+        assert r.status_code == 200 and r.json()["abstained"] is True
+    finally:
+        server.stop()
