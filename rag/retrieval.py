@@ -98,7 +98,8 @@ class HybridRetriever:
     fused + rerank_weight * max over the passage's sentences of (sentence cosine + rerank_coverage * the
     sentence's IDF-weighted share of the question's terms). Sentence vectors are stored at index time, so this
     costs no model call. It rewards a passage that holds one sentence matching the question closely, which a
-    whole-passage vector dilutes. `one_per_document` keeps only the best passage of each document, so the
+    whole-passage vector dilutes. Its weight is set for score fusion (fused scores within [0, 1]); under RRF,
+    whose scores are far smaller, it all but decides the head's order. `one_per_document` keeps only the best passage of each document, so the
     passages read are distinct documents.
     """
 
