@@ -34,6 +34,9 @@ scratch harness over the same indexes, so they may differ from the table's rows 
     way; off, so an article split into several passages can still be read in more than one.
   - the window of two adjacent sentences' rare-term share (weight 0.2 / 0.5) or the whole passage's (0.2-1.0)
     in the second stage: R@1 0.743 / 0.738 and 0.741-0.730 vs 0.743.
+  - the answer-type bonus (number/date asked and present, 0.02-0.1) inside the second stage: R@1 +0.001-0.002.
+  - query-dependent fusion: alpha 0.5 / 0.3 (or 0.45 / 0.35, 0.3 / 0.5) below / above the median (or upper
+    quartile) of the best BM25 score per unit of question IDF: R@1 0.734-0.740 vs 0.743.
   - 100 candidates per retriever instead of 50: R@1 0.740 vs 0.743 with the second stage.
   - second-stage depth 10 / 30 / 50 instead of 20: identical; weight 0.5-1 (R@1 0.733-0.738) or coverage
     0.5-1.0 (0.724-0.735) below weight 2 / coverage 0.25 (0.743); alpha 0.3 / 0.5 / 0.6 with it: 0.735 / 0.737 / 0.727.
