@@ -48,7 +48,7 @@ def main() -> None:
     for ar, en in PAIRS:
         best = []
         for q in (ar, en):
-            scored = assistant.answerer.score_sentences(q, assistant.encode_query(q), assistant.hybrid.search(q, 5))
+            scored = assistant.extractive.score_sentences(q, assistant.encode_query(q), assistant.hybrid.search(q, 5))
             best.append((scored[0].cos, scored[0].hit.chunk.doc_id))
         drops.append(best[0][0] - best[1][0])
         print(f"{best[0][0]:.3f} {best[1][0]:.3f}  same passage: {best[0][1] == best[1][1]!s:5}  {en}")

@@ -1,19 +1,75 @@
-"""Quality on ../shared/eval, in one run: dense-only, BM25-only and hybrid retrieval; extractive answers;
-abstention calibrated on negatives (each set's questions asked against the other set's corpus).
+"""Quality on ../shared/eval, in one run: the plain recipe of issue 5, then each lever kept (cumulatively), the
+last row being the shipped configuration. Also fits the abstention model (rag/answer.py, CONFIDENCE_MODELS).
 
     .venv/bin/python benchmarks/quality.py [--limit N] [--json]
 
-Pooled corpus = every ARCD and MLQA paragraph + the bundled articles. Prints recall@1/5/10 and MRR@10 per
-retriever and answer containment per set and pooled, then the abstention threshold that best separates
-answerable from unanswerable questions, with the rates it gives.
+Pooled corpus = every ARCD and MLQA paragraph + the bundled articles. Per row and per set (ARCD, MLQA, pooled):
+recall@1, recall@5, MRR@10 of the gold paragraph; answer containment (the gold answer inside the cited
+sentences; an abstention counts as a miss); mean sentences per answer; the share of answerable questions
+answered and of negatives refused (negatives = each set's questions asked of the other set's corpus + the
+bundled articles). Plus the indexing time (seconds per 100 corpus paragraphs, embedded from scratch) and the
+query latency (retrieval + answer, ms per question, question vector cached; encoding the question costs the
+same in every row and is printed once).
+
+Rows (each adds one lever to the row above):
+  plain          the issue's recipe: whole paragraphs (one chunk up to the model's limit, no title), FAISS flat
+                 e5-small, BM25 over normalised Arabic with light prefix stripping (article + conjunction),
+                 RRF k=60, answer = the single sentence of the top 5 most similar to the question, no abstention
+  +stemmer       BM25 over rag.arabic.tokenize (Light10-style prefixes and suffixes, variant folding)
+  +chunking      256-token sentence-aligned chunks with 48 tokens of overlap, title prepended for embedding
+  +score fusion  alpha 0.4 x min-max cosine + 0.6 x BM25 / max instead of RRF
+  +second stage  top 20 re-scored by their best sentence (cosine + 0.25 x rare-term share, weight 2)
+  +answer        sentence score = cosine + 0.1 x rare-term share + number/date type + passage rank; a second
+                 sentence when within 0.03 of the best
+  +abstention    logistic confidence over the best sentence and the retrieval evidence (CONFIDENCE_FEATURES),
+                 fitted here on answerable vs negative questions (= the shipped configuration)
+
+Levers tried and dropped (pooled figures on this dev set, on top of score fusion unless said; measured with a
+scratch harness over the same indexes, so they may differ from the table's rows by about 0.001):
+  - BM25 k1/b: (1.2, 0.75) R@1 +0.002, (0.9, 0.4) -0.011, (1.2, 0.5) -0.008, (2.0, 0.75) -0.003,
+    (1.2, 1.0) +0.008 before the second stage; bm25s defaults (1.5, 0.75) kept.
+  - a third retriever over the stored sentence vectors (sentence-window matching, max cosine per passage):
+    alone R@1 0.618 / R@5 0.862; fused with weight 0.2 R@1 0.717 (-0.008), with the second stage 0.738 vs 0.743.
+  - one passage per document (RAG_ONE_PER_DOCUMENT): R@5 0.922 -> 0.925, MRR +0.001, containment 0.748 either
+    way; off, so an article split into several passages can still be read in more than one.
+  - the window of two adjacent sentences' rare-term share (weight 0.2 / 0.5) or the whole passage's (0.2-1.0)
+    in the second stage: R@1 0.743 / 0.738 and 0.741-0.730 vs 0.743.
+  - the answer-type bonus (number/date asked and present, 0.02-0.1) inside the second stage: R@1 +0.001-0.002.
+  - query-dependent fusion: alpha 0.5 / 0.3 (or 0.45 / 0.35, 0.3 / 0.5) below / above the median (or upper
+    quartile) of the best BM25 score per unit of question IDF: R@1 0.734-0.740 vs 0.743.
+  - 100 candidates per retriever instead of 50: R@1 0.740 vs 0.743 with the second stage.
+  - second-stage depth 10 / 30 / 50 instead of 20: identical; weight 0.5-1 (R@1 0.733-0.738) or coverage
+    0.5-1.0 (0.724-0.735) below weight 2 / coverage 0.25 (0.743); alpha 0.3 / 0.5 / 0.6 with it: 0.735 / 0.737 / 0.727.
+  - answer: rare-term weight 0.25 (previous default; containment 0.724 at 100% answered) / 0.35 / 0.5 below
+    0.1 (0.748); type weight 0 / 0.06 / 0.1 within 0.004; passage-rank weight 0 / 0.05 / 0.1 lower. A wider
+    second-sentence margin or a lower rare-term weight buys containment with length (margin 0.05: 0.761 at 1.77
+    sentences; weight 0.05: 0.763 at 1.75; always 2 sentences: 0.753 at weight 0.25); kept 0.1 / 0.03 (0.748
+    at 1.58).
+  - abstention: a degree-2 polynomial logistic (+0.017 answered at 90% refused, 5-fold) or gradient boosting
+    (+0.000) over the same features, not worth their opacity. Extra features, each +-0.006 answered at 90%
+    refused (5-fold): the question's share of terms the corpus knows, the answer-type match (number/date asked
+    and present), the title's share of the question's terms, the best coverage over the top 5 passages, the
+    IDF of the rarest question term missing from the top passage, dense/BM25 top-1 agreement, the
+    second-stage margin.
+  - sentence vectors from encoding each sentence on its own instead of late chunking (twice the indexing
+    cost): R@1 0.738 vs 0.743 with the second stage, containment 0.712 vs 0.748 with every question answered,
+    answered at 90% refused 0.877 vs 0.876 (5-fold); their normalised sum with the late-chunked ones: 0.738,
+    0.745, 0.871.
+  - always adding the best sentence's neighbour when no second sentence qualifies: containment 0.762 but
+    about 2 sentences per answer, like always quoting two (0.753).
+  - nltk ISRI, ARLSTem, ARLSTem2 and Tashaphyne in place of the project stemmer: BM25 MRR@10 0.728-0.738 vs
+    0.750 (measured when rag/arabic.py was written).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,76 +77,179 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import CONFIDENCE_MODELS  # noqa: E402
+from rag.answer import CONFIDENCE_FEATURES, CONFIDENCE_MODELS, AnswerConfig, ExtractiveAnswerer  # noqa: E402
+from rag.arabic import STOPWORDS, answer_contains, normalize  # noqa: E402
+from rag.chain import Assistant, build_index  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
-from rag.evaluate import EvalQuestion, evaluate_set, load_questions, prepare  # noqa: E402
+from rag.evaluate import EvalQuestion, load_questions, prepare  # noqa: E402
+from rag.retrieval import BM25Retriever, HybridRetriever, Ranked, single_retriever_search  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 SETS = {"arcd": EVAL / "arcd", "mlqa": EVAL / "mlqa_ar_dev"}
+PLAIN_CHUNK_TOKENS = 500  # one chunk per paragraph: e5 reads 512 tokens, minus specials and the "passage: " prompt
+
+# ---- the plain recipe's lexical side: normalise, drop stop words, strip the article and a conjunction -------
+_WORD = re.compile(r"[\u0621-\u064a]+|[^\W_\u0600-\u06ff]+")
+_LIGHT_PREFIXES = ("وال", "فال", "بال", "كال", "لل", "ال", "و")
 
 
-FEATURES = ("cos", "coverage")
+def light_tokenize(text: str) -> list[str]:
+    out = []
+    for w in _WORD.findall(normalize(text)):
+        if w in STOPWORDS:
+            continue
+        for p in _LIGHT_PREFIXES:
+            if w.startswith(p) and len(w) - len(p) >= 2:
+                w = w[len(p):]
+                break
+        out.append(w)
+    return out
 
 
-def features(assistant, questions: list[EvalQuestion], k: int) -> np.ndarray:
-    """The features the abstention model reads, of the answerer's best sentence, one row per question."""
-    rows = []
+class LightBM25Retriever(BM25Retriever):
+    """BM25 over `light_tokenize`, built in memory over the store's passages (the plain recipe's BM25)."""
+
+    def __init__(self, store):
+        import bm25s
+
+        super().__init__(store)
+        self.model = bm25s.BM25()
+        self.model.index([light_tokenize(c.text) for _, c in store.all_chunks()], show_progress=False)
+
+    def rank(self, question: str, k: int) -> Ranked:
+        ids = self.model.get_tokens_ids(light_tokenize(question))
+        if not ids:
+            return Ranked([], [])
+        scores = self.model.get_scores_from_ids(ids)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return Ranked(top.tolist(), scores[top].astype(float).tolist())
+
+
+# ---- rows ---------------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    name: str
+    plain_index: bool = False  # whole paragraphs, no title
+    light_bm25: bool = False
+    fusion: str = "score"
+    rerank: bool = True
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    abstain: bool = True
+
+
+PLAIN_ANSWER = AnswerConfig(max_sentences=1, lexical_weight=0.0, type_weight=0.0, rank_weight=0.0, abstain_threshold=0)
+OLD_ANSWER = AnswerConfig(max_sentences=2, lexical_weight=0.25, type_weight=0.03, rank_weight=0.02,
+                          second_sentence_margin=0.03, abstain_threshold=0)
+ROWS = [
+    Row("plain", plain_index=True, light_bm25=True, fusion="rrf", rerank=False, answer=PLAIN_ANSWER, abstain=False),
+    Row("+stemmer", plain_index=True, fusion="rrf", rerank=False, answer=PLAIN_ANSWER, abstain=False),
+    Row("+chunking", fusion="rrf", rerank=False, answer=PLAIN_ANSWER, abstain=False),
+    Row("+score fusion", rerank=False, answer=PLAIN_ANSWER, abstain=False),
+    Row("+second stage", answer=PLAIN_ANSWER, abstain=False),
+    Row("+answer", answer=AnswerConfig(abstain_threshold=0), abstain=False),
+    Row("+abstention", answer=AnswerConfig()),
+]
+
+
+def configure(assistant: Assistant, row: Row, light: LightBM25Retriever | None) -> tuple[HybridRetriever, ExtractiveAnswerer]:
+    s = assistant.settings
+    hybrid = HybridRetriever(assistant.store, assistant.encode_query, candidates=s.candidates, fusion=row.fusion,
+                             alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth if row.rerank else 0,
+                             rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
+                             one_per_document=s.one_per_document and row.rerank)
+    if light is not None:
+        hybrid.retrievers[1] = light
+    return hybrid, ExtractiveAnswerer(assistant.store, row.answer)
+
+
+def _rank_of(hits, gold: str | None) -> int | None:
+    return next((i for i, h in enumerate(hits, start=1) if h.chunk.doc_id == gold), None)
+
+
+def run_questions(assistant: Assistant, hybrid: HybridRetriever, answerer: ExtractiveAnswerer,
+                  questions: list[EvalQuestion], k: int) -> dict:
+    """Per question: gold rank in the top 10, the answer (from the top k), and the confidence features."""
+    out = {"ranks": [], "contained": [], "sentences": [], "abstained": [], "features": [], "seconds": 0.0}
     for q in questions:
-        qv = assistant.encode_query(q.question)
-        scored = assistant.answerer.score_sentences(q.question, qv, assistant.hybrid.search(q.question, k))
-        rows.append([scored[0].cos, scored[0].coverage] if scored else [0.0, 0.0])
-    return np.array(rows)
+        assistant.encode_query(q.question)  # cached: latency below is retrieval + answer
+        t0 = time.perf_counter()
+        hits = hybrid.search(q.question, 10)
+        ans = answerer.answer(q.question, assistant.encode_query(q.question), hits[:k])
+        out["seconds"] += time.perf_counter() - t0
+        out["ranks"].append(_rank_of(hits, q.context_id))
+        out["abstained"].append(ans.abstained)
+        text = " ".join(c.quote for c in ans.citations)
+        out["contained"].append(not ans.abstained and any(answer_contains(text, a) for a in q.answers))
+        out["sentences"].append(len(ans.citations))
+        scored = answerer.score_sentences(q.question, assistant.encode_query(q.question), hits[:k])
+        f = answerer.features(q.question, scored[0], hits[:k]) if scored else {n: 0.0 for n in CONFIDENCE_FEATURES}
+        out["features"].append([f[n] for n in CONFIDENCE_FEATURES])
+    return out
 
 
+def figures(res: dict, neg: dict | None) -> dict:
+    ranks, n = res["ranks"], len(res["ranks"])
+    answered = [not a for a in res["abstained"]]
+    return {"R@1": sum(1 for r in ranks if r and r <= 1) / n, "R@5": sum(1 for r in ranks if r and r <= 5) / n,
+            "MRR@10": sum(1 / r for r in ranks if r and r <= 10) / n,
+            "containment": sum(res["contained"]) / n,
+            "sentences": sum(s for s, a in zip(res["sentences"], answered) if a) / max(1, sum(answered)),
+            "answered": sum(answered) / n,
+            "refused": (sum(neg["abstained"]) / len(neg["abstained"])) if neg else 0.0}
+
+
+def merge(parts: list[dict]) -> dict:
+    return {key: (sum(p[key] for p in parts) if key == "seconds" else [x for p in parts for x in p[key]])
+            for key in parts[0]}
+
+
+# ---- the abstention model -----------------------------------------------------------------------------------
 def fit_confidence(pos: np.ndarray, neg: np.ndarray, columns: list[int]) -> dict[str, float]:
-    """Logistic regression of answerable (1) vs unanswerable (0) (sklearn comes with sentence-transformers)."""
+    """Logistic regression of answerable (1) vs unanswerable (0) on standardised features, returned in raw units
+    (sklearn comes with sentence-transformers)."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.vstack([pos, neg])[:, columns]
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y)
-    return {"bias": round(float(model.intercept_[0]), 3),
-            **{FEATURES[c]: round(float(w), 3) for c, w in zip(columns, model.coef_[0])}}
+    mu, sd = x.mean(0), x.std(0) + 1e-12
+    model = LogisticRegression(C=1.0, max_iter=5000).fit((x - mu) / sd, y)
+    w = model.coef_[0] / sd
+    return {"bias": round(float(model.intercept_[0] - (w * mu).sum()), 3),
+            **{CONFIDENCE_FEATURES[c]: round(float(v), 3) for c, v in zip(columns, w)}}
 
 
 def probabilities(x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
-    z = weights.get("bias", 0.0) + sum(weights.get(n, 0.0) * x[:, i] for i, n in enumerate(FEATURES))
-    return 1 / (1 + np.exp(-z))
+    z = weights.get("bias", 0.0) + sum(weights.get(n, 0.0) * x[:, i] for i, n in enumerate(CONFIDENCE_FEATURES))
+    return 1 / (1 + np.exp(-np.clip(z, -50, 50)))
 
 
-def pool(results: list[dict]) -> dict:
-    """Question-weighted mean of the per-set figures."""
-    n = sum(r["questions"] for r in results)
-
-    def mean(get):
-        return round(sum(get(r) * r["questions"] for r in results) / n, 4)
-
-    first = results[0]
-    return {"set": "pooled", "questions": n,
-            "retrieval": {ret: {m: mean(lambda r: r["retrieval"][ret][m]) for m in ms}
-                          for ret, ms in first["retrieval"].items()},
-            "answer": {m: mean(lambda r: r["answer"][m]) for m in first["answer"]}}
+def cross_validated(pos: np.ndarray, neg: np.ndarray, threshold: float, folds: int = 5) -> dict:
+    """Answered / refused at `threshold` when each question is scored by a model fitted without it."""
+    rng = np.random.default_rng(0)
+    fold_p, fold_n = rng.integers(0, folds, len(pos)), rng.integers(0, folds, len(neg))
+    p_pos, p_neg = np.zeros(len(pos)), np.zeros(len(neg))
+    for f in range(folds):
+        w = fit_confidence(pos[fold_p != f], neg[fold_n != f], list(range(len(CONFIDENCE_FEATURES))))
+        p_pos[fold_p == f] = probabilities(pos[fold_p == f], w)
+        p_neg[fold_n == f] = probabilities(neg[fold_n == f], w)
+    return {"answered": round(float((p_pos >= threshold).mean()), 4), "refused": round(float((p_neg < threshold).mean()), 4)}
 
 
-def calibrate(pos: np.ndarray, neg: np.ndarray) -> dict:
-    """The threshold with the best balanced accuracy (answer the answerable, refuse the rest)."""
-    best = None
-    for t in np.unique(np.concatenate([pos, neg])):
-        answered = float((pos >= t).mean())
-        refused = float((neg < t).mean())
-        score = (answered + refused) / 2
-        if best is None or score > best["balanced"]:
-            best = {"threshold": round(float(t), 4), "answered": round(answered, 4), "refused": round(refused, 4),
-                    "balanced": round(score, 4)}
-    return best
-
-
-def threshold_for_answered(pos: np.ndarray, neg: np.ndarray, share: float) -> dict:
-    """The highest threshold that still answers `share` of the answerable questions, and what it refuses."""
-    t = float(np.quantile(pos, 1 - share))
-    return {"threshold": round(t, 4), "answered": round(float((pos >= t).mean()), 4),
-            "refused": round(float((neg < t).mean()), 4)}
+def indexing_seconds(settings, embedder, chunk_tokens: int, overlap: int, embed_title: bool, paragraphs: int = 100) -> float:
+    """Seconds to index `paragraphs` corpus paragraphs from scratch (chunk, embed, write)."""
+    lines = (SETS["arcd"] / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:paragraphs]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "sample.jsonl"
+        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        s = settings.model_copy(update={"index_dir": Path(tmp) / "index", "chunk_tokens": chunk_tokens,
+                                        "chunk_overlap_tokens": overlap, "embed_title": embed_title})
+        t0 = time.perf_counter()
+        build_index([corpus], s, embedder)
+        return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -101,55 +260,120 @@ def main() -> None:
 
     settings = get_settings()
     embedder = Embedder(settings)
-    report: dict = {"settings": {k: v for k, v in settings.model_dump(mode="json").items()
-                             if k not in ("index_dir", "cache_dir", "api_key", "sessions_path")}}
-
-    t0 = time.perf_counter()
-    pooled = prepare([SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES], settings, embedder)
-    report["pooled_index"] = {"chunks": len(pooled.store), "documents": pooled.store.document_count(),
-                              "seconds_incl_cache": round(time.perf_counter() - t0, 1)}
-    questions = {name: load_questions(path / "questions.jsonl")[: args.limit] for name, path in SETS.items()}
-
-    results = []
-    t0 = time.perf_counter()
-    for name, qs in questions.items():
-        results.append(evaluate_set(pooled, name, qs).to_dict())
-    results.append(pool(results))
-    report["seconds_per_question"] = round((time.perf_counter() - t0) / sum(len(q) for q in questions.values()), 4)
-    report["sets"] = results
-
-    # Negatives: each set's questions against the other set's corpus (+ the bundled articles).
     k = settings.top_k
-    pos = features(pooled, [q for qs in questions.values() for q in qs], k)
-    negs = []
-    for name, other in (("arcd", "mlqa"), ("mlqa", "arcd")):
-        wrong = prepare([SETS[other] / "corpus.jsonl", BUNDLED_ARTICLES], settings, embedder)
-        negs.append(features(wrong, questions[name], k))
-    neg = np.concatenate(negs)
-    current = CONFIDENCE_MODELS["same_language"]
-    fitted = fit_confidence(pos, neg, [0, 1])
-    p_pos, p_neg = probabilities(pos, current), probabilities(neg, current)
-    f_pos, f_neg = probabilities(pos, fitted), probabilities(neg, fitted)
-    report["abstention"] = {
-        "current": {"weights": current, "threshold": settings.abstain_threshold,
-                    "answered": round(float((p_pos >= settings.abstain_threshold).mean()), 4),
-                    "refused": round(float((p_neg < settings.abstain_threshold).mean()), 4)},
-        "refit": {"weights": fitted, **calibrate(f_pos, f_neg),
-                  "at_95_answered": threshold_for_answered(f_pos, f_neg, 0.95)},
-        "cos_only_refit (the cross-language model's base)": fit_confidence(pos, neg, [0]),
-        "positives": len(pos), "negatives": len(neg),
-    }
+    questions = {name: load_questions(path / "questions.jsonl")[: args.limit] for name, path in SETS.items()}
+    every = [q for qs in questions.values() for q in qs]
+    pooled_corpus = [SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES]
+    plain_settings = settings.model_copy(update={"chunk_tokens": PLAIN_CHUNK_TOKENS, "chunk_overlap_tokens": 0,
+                                                 "embed_title": False})
+    assistants = {"shipped": prepare(pooled_corpus, settings, embedder),
+                  "plain": prepare(pooled_corpus, plain_settings, embedder)}
+    negatives = {name: prepare([SETS[other] / "corpus.jsonl", BUNDLED_ARTICLES], settings, embedder)
+                 for name, other in (("arcd", "mlqa"), ("mlqa", "arcd"))}
+    for a in [*assistants.values(), *negatives.values()]:
+        a.encode_query.size = 10**6  # keep every question's vector: each row re-reads them
+
+    # Encode every question once, in batches (same model everywhere); time single questions as a query would.
+    texts = list(dict.fromkeys(q.question for q in every))
+    vectors = embedder.encode_queries(texts)
+    for a in [*assistants.values(), *negatives.values()]:
+        a.encode_query._cache.update(zip(texts, vectors))
+    t0 = time.perf_counter()
+    for q in texts[:20]:
+        embedder.encode_queries([q])
+    encode_ms = (time.perf_counter() - t0) * 1000 / len(texts[:20])
+
+    index_s = {"plain": indexing_seconds(settings, embedder, PLAIN_CHUNK_TOKENS, 0, False),
+               "shipped": indexing_seconds(settings, embedder, settings.chunk_tokens,
+                                           settings.chunk_overlap_tokens, settings.embed_title)}
+    light = LightBM25Retriever(assistants["plain"].store)
+
+    report: dict = {"questions": {n: len(q) for n, q in questions.items()}, "encode_ms_per_question": round(encode_ms, 1),
+                    "pooled_chunks": {n: len(a.store) for n, a in assistants.items()}, "rows": []}
+
+    # Single retrievers of the plain recipe, as in the issue's table.
+    singles = {}
+    for label, retr in (("plain: dense only", assistants["plain"].hybrid.retrievers[0]), ("plain: BM25 only", light)):
+        rs = {n: [_rank_of(single_retriever_search(retr, q.question, 10), q.context_id) for q in qs]
+              for n, qs in questions.items()}
+        singles[label] = rs
+
+    fitted = None
+    for row in ROWS:
+        a = assistants["plain" if row.plain_index else "shipped"]
+        hybrid, answerer = configure(a, row, light if row.light_bm25 else None)
+        per_set = {n: run_questions(a, hybrid, answerer, qs, k) for n, qs in questions.items()}
+        negs = None
+        if row.abstain:
+            # Fit on this configuration's features: answerable (pooled corpus) vs negatives (other corpus).
+            plain_answerer = ExtractiveAnswerer(a.store, AnswerConfig(abstain_threshold=0))
+            always = merge([run_questions(a, hybrid, plain_answerer, qs, k) for qs in questions.values()])
+            pos_x = np.array(always["features"])
+            neg_x = []
+            for n, qs in questions.items():
+                w_assistant = negatives[n]
+                wh, wa = configure(w_assistant, row, None)
+                wa.config = AnswerConfig(abstain_threshold=0)
+                neg_x += run_questions(w_assistant, wh, wa, qs, k)["features"]
+            neg_x = np.array(neg_x)
+            fitted = fit_confidence(pos_x, neg_x, list(range(len(CONFIDENCE_FEATURES))))
+            report["abstention"] = {
+                "fitted": fitted, "shipped": CONFIDENCE_MODELS["same_language"],
+                "shipped_equals_fitted": fitted == CONFIDENCE_MODELS["same_language"],
+                "cross_validated_5fold": cross_validated(pos_x, neg_x, row.answer.abstain_threshold),
+                "cos_only_refit (the cross-language model's base)": fit_confidence(pos_x, neg_x, [0]),
+                "positives": len(pos_x), "negatives": len(neg_x)}
+            # What other thresholds would give (pooled): answered, refused, containment.
+            p_pos, p_neg = probabilities(pos_x, fitted), probabilities(neg_x, fitted)
+            hit = np.array(always["contained"])
+            report["abstention"]["thresholds"] = {
+                str(t): {"answered": round(float((p_pos >= t).mean()), 4), "refused": round(float((p_neg < t).mean()), 4),
+                         "containment": round(float((hit & (p_pos >= t)).mean()), 4)}
+                for t in (0.2, 0.3, 0.4, 0.5, 0.6)}
+            # The row measures the model just fitted (rag/answer.py should hold the same weights).
+            CONFIDENCE_MODELS["same_language"] = fitted
+            per_set = {n: run_questions(a, hybrid, answerer, qs, k) for n, qs in questions.items()}
+            negs = {}
+            for n, qs in questions.items():
+                wh, wa = configure(negatives[n], row, None)
+                negs[n] = run_questions(negatives[n], wh, wa, qs, k)
+        per_set["pooled"] = merge(list(per_set.values()))
+        if negs:
+            negs["pooled"] = merge(list(negs.values()))
+        figs = {n: figures(r, negs[n] if negs else None) for n, r in per_set.items()}
+        report["rows"].append({"row": row.name, "sets": {n: {m: round(v, 4) for m, v in f.items()} for n, f in figs.items()},
+                               "index_s_per_100": round(index_s["plain" if row.plain_index else "shipped"], 1),
+                               "query_ms": round(per_set["pooled"]["seconds"] * 1000 / len(every), 1)})
+        print(f"done: {row.name}", file=sys.stderr, flush=True)
 
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    print(f"pooled index: {report['pooled_index']}")
-    print(f"{'set':8} {'retriever':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
-    for r in results:
-        for ret, m in r["retrieval"].items():
-            print(f"{r['set']:8} {ret:8} {m['recall@1']:6.3f} {m['recall@5']:6.3f} {m['recall@10']:6.3f} {m['mrr@10']:7.3f}")
-        print(f"{r['set']:8} answers  {r['answer']}")
-    print(f"abstention: {report['abstention']}")
+    print(f"questions {report['questions']}, pooled passages {report['pooled_chunks']}, "
+          f"question encoding {encode_ms:.1f} ms (every row)")
+    print(f"{'row':15} {'set':6} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'contain':>7} {'sents':>5} {'answer%':>7} "
+          f"{'refuse%':>7} {'index s/100':>11} {'query ms':>8}")
+    for label, rs in singles.items():
+        for n, r in {**rs, "pooled": [x for v in rs.values() for x in v]}.items():
+            m = figures({"ranks": r, "contained": [False] * len(r), "sentences": [0] * len(r),
+                         "abstained": [False] * len(r)}, None)
+            print(f"{label:15.15} {n:6} {m['R@1']:6.3f} {m['R@5']:6.3f} {m['MRR@10']:7.3f}")
+    for row in report["rows"]:
+        for n, m in row["sets"].items():
+            extra = f"{row['index_s_per_100']:11.1f} {row['query_ms']:8.1f}" if n == "pooled" else ""
+            print(f"{row['row']:15} {n:6} {m['R@1']:6.3f} {m['R@5']:6.3f} {m['MRR@10']:7.3f} {m['containment']:7.3f} "
+                  f"{m['sentences']:5.2f} {100 * m['answered']:7.1f} {100 * m['refused']:7.1f} {extra}")
+    ab = report.get("abstention")
+    if ab:
+        print(f"abstention model fitted on {ab['positives']} answerable / {ab['negatives']} negative questions: "
+              f"{json.dumps(ab['fitted'])}")
+        print(f"  same as rag/answer.py CONFIDENCE_MODELS['same_language']: {ab['shipped_equals_fitted']}")
+        print(f"  5-fold cross-validated at the same threshold: answered {ab['cross_validated_5fold']['answered']:.3f}, "
+              f"refused {ab['cross_validated_5fold']['refused']:.3f}")
+        print(f"  similarity-only refit (base of the cross-language model): "
+              f"{json.dumps(ab['cos_only_refit (the cross-language model' + chr(39) + 's base)'])}")
+        for t, m in ab["thresholds"].items():
+            print(f"  threshold {t}: answered {m['answered']:.3f}, refused {m['refused']:.3f}, containment {m['containment']:.3f}")
 
 
 if __name__ == "__main__":

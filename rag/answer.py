@@ -3,8 +3,9 @@
 A sentence's score mixes its contextual similarity to the question (sentence vectors computed at index time
 from the passage's own forward pass, so scoring needs no model call), the IDF-weighted share of the
 question's terms it contains, whether it holds the kind of thing the question asks for (a number or date
-for متى / كم / when / how many), and the rank of its passage. The assistant abstains when the best
-sentence's confidence is under a threshold calibrated on ../shared/eval (benchmarks/quality.py).
+for متى / كم / when / how many), and the rank of its passage. The assistant abstains when the confidence
+that the answer is there (a logistic model over the best sentence and the retrieval evidence, calibrated on
+../shared/eval by benchmarks/quality.py) is under a threshold.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.arabic import detect_language, tokenize
+from rag.retrieval import coverage, idf, sentence_terms
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, Span
 
@@ -35,26 +37,31 @@ _HAS_NUMBER = re.compile(
 )
 
 
-# Logistic models of "the best sentence answers the question", fitted by benchmarks/quality.py on
-# ../shared/eval: answerable questions against the pooled corpus vs the same questions asked of the other
-# set's corpus. Arabic questions use the sentence's similarity and its share of the question's rare terms.
-# A question in another language shares no terms with Arabic articles and its e5 cosines run lower (by a
-# median 0.047 on 12 dev questions we translated to English: benchmarks/crosslingual.py), so it gets the
+# Logistic models of "the answer is in what was retrieved", fitted by benchmarks/quality.py on ../shared/eval:
+# answerable questions against the pooled corpus vs the same questions asked of the other set's corpus.
+# Arabic questions read every feature of CONFIDENCE_FEATURES (see `ExtractiveAnswerer.features`): the best
+# sentence's similarity and share of the question's rare terms, the same share over its whole passage, the
+# best passage cosine and its lead over the next passage, the best BM25 score per unit of question IDF and its
+# lead. A question in another language shares no terms with Arabic articles and its e5 cosines run lower (by
+# a median 0.051 on 12 dev questions we translated to English: benchmarks/crosslingual.py), so it gets the
 # similarity-only model with that shift folded into the bias.
+CONFIDENCE_FEATURES = ("cos", "coverage", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
+                       "bm25_margin")
 CONFIDENCE_MODELS = {
-    "same_language": {"bias": -38.293, "cos": 43.33, "coverage": 4.4},
-    "cross_language": {"bias": -40.865 + 48.955 * 0.047, "cos": 48.955},
+    "same_language": {"bias": -58.362, "cos": 69.163, "coverage": 3.31, "passage_coverage": 2.162,
+                      "dense_top": -1.852, "dense_margin": 1.258, "bm25_top": -2.715, "bm25_margin": 1.489},
+    "cross_language": {"bias": -57.959 + 69.34 * 0.051, "cos": 69.34},
 }
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
     max_sentences: int = 2
-    lexical_weight: float = 0.25
+    lexical_weight: float = 0.1
     type_weight: float = 0.03
     rank_weight: float = 0.02
     second_sentence_margin: float = 0.03  # a second sentence joins only when nearly as good as the best
-    abstain_threshold: float = 0.5  # on the confidence probability
+    abstain_threshold: float = 0.5  # on the confidence probability; 0 never abstains
 
 
 @dataclass
@@ -71,18 +78,10 @@ class ExtractiveAnswerer:
         self.store, self.config = store, config
 
     def idf(self, token: str) -> float:
-        """IDF of a lexical token over the index's chunks, read from the BM25 matrix (df = non-zeros of its column)."""
-        bm25 = self.store.bm25
-        if bm25 is None:
-            return 1.0
-        tid = bm25.vocab_dict.get(token)
-        n = max(1, int(bm25.scores["num_docs"]))
-        df = 0 if tid is None else int(bm25.scores["indptr"][tid + 1] - bm25.scores["indptr"][tid])
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return idf(self.store, token)
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
-        q_tokens = set(tokenize(question))
-        weights = {t: self.idf(t) for t in q_tokens}
+        weights = {t: self.idf(t) for t in set(tokenize(question))}
         total = sum(weights.values()) or 1.0
         wants_number = bool(_ASKS_NUMBER.search(question.strip()))
         seen: set[tuple[str, int, int]] = set()
@@ -97,24 +96,39 @@ class ExtractiveAnswerer:
                     continue
                 seen.add(key)
                 sentence = doc_text[span.start:span.end]
-                coverage = sum(weights[t] for t in q_tokens & set(tokenize(sentence))) / total
-                score = (float(cos) + self.config.lexical_weight * coverage
+                cov = coverage(sentence_terms(sentence), weights, total)
+                score = (float(cos) + self.config.lexical_weight * cov
                          + self.config.type_weight * (wants_number and bool(_HAS_NUMBER.search(sentence)))
                          + self.config.rank_weight / hit.rank)
-                out.append(ScoredSentence(hit, span, score, float(cos), coverage))
+                out.append(ScoredSentence(hit, span, score, float(cos), cov))
         out.sort(key=lambda s: -s.score)
         return out
 
-    def confidence(self, best: ScoredSentence, question_language: str) -> float:
-        """Probability that the best sentence answers the question (see CONFIDENCE_MODELS)."""
+    def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:
+        """What the confidence model reads (CONFIDENCE_FEATURES), from the best sentence and the passages."""
+        weights = {t: self.idf(t) for t in set(tokenize(question))}
+        total = sum(weights.values()) or 1.0
+        text = self.store.document(best.hit.chunk.doc_id).text
+        passage_terms = frozenset().union(*(sentence_terms(text[s.start:s.end]) for s in best.hit.chunk.sentences))
+        dense = sorted((h.scores.get("dense", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
+        bm25 = sorted((h.scores.get("bm25", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
+        return {"cos": best.cos, "coverage": best.coverage,
+                "passage_coverage": coverage(passage_terms, weights, total) if weights else 0.0,
+                "dense_top": dense[0], "dense_margin": dense[0] - dense[1],
+                "bm25_top": bm25[0] / total, "bm25_margin": (bm25[0] - bm25[1]) / bm25[0] if bm25[0] > 0 else 0.0}
+
+    def confidence(self, question: str, best: ScoredSentence, hits: list[Hit], question_language: str) -> float:
+        """Probability that the answer is in what was retrieved (see CONFIDENCE_MODELS)."""
         w = CONFIDENCE_MODELS["same_language" if question_language == "ar" else "cross_language"]
-        z = w["bias"] + w["cos"] * best.cos + w.get("coverage", 0.0) * best.coverage
-        return 1.0 / (1.0 + math.exp(-z))
+        x = self.features(question, best, hits)
+        z = w["bias"] + sum(w.get(name, 0.0) * value for name, value in x.items())
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def answer(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> Answer:
         lang = detect_language(question)
         scored = self.score_sentences(question, query_vector, hits)
-        if not scored or self.confidence(scored[0], lang) < self.config.abstain_threshold:
+        if not scored or (self.config.abstain_threshold > 0
+                          and self.confidence(question, scored[0], hits, lang) < self.config.abstain_threshold):
             return Answer(question=question, answer=ABSTAIN_MESSAGE[lang], abstained=True)
         best = scored[0]
         chosen = [best]

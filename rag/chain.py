@@ -118,7 +118,9 @@ class Assistant:
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
-                                      alpha=s.fusion_alpha, rrf_k=s.rrf_k)
+                                      alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
+                                      rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
+                                      one_per_document=s.one_per_document)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(s)

@@ -96,7 +96,7 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
     k = k or assistant.settings.top_k
     by_name = {r.name: r for r in assistant.hybrid.retrievers}
     rrf = HybridRetriever(assistant.store, assistant.encode_query, candidates=assistant.hybrid.candidates,
-                          fusion="rrf", rrf_k=assistant.settings.rrf_k)
+                          fusion="rrf", rrf_k=assistant.settings.rrf_k, rerank_depth=0, one_per_document=False)
     result = SetResult(name, questions=len(questions))
     ranks: dict[str, list[int | None]] = {r: [] for r in retrievers}
     answerable = [q for q in questions if q.answerable]

@@ -1,11 +1,13 @@
-"""Retrievers over an IndexStore: dense (FAISS), lexical (bm25s over normalised Arabic tokens), and their
-reciprocal-rank fusion. Each returns ranked `Hit`s; `HybridRetriever` is what the chain uses.
+"""Retrievers over an IndexStore: dense (FAISS), lexical (bm25s over normalised Arabic tokens), their fusion,
+and a sentence-level second stage. Each returns ranked `Hit`s; `HybridRetriever` is what the chain uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -14,6 +16,29 @@ from rag.store import IndexStore
 from rag.types import Hit
 
 QueryEncoder = Callable[[str], np.ndarray]  # question -> (d,) unit vector
+
+
+def idf(store: IndexStore, token: str) -> float:
+    """IDF of a lexical token over the index's chunks, read from the BM25 matrix (df = non-zeros of its column)."""
+    bm25 = store.bm25
+    if bm25 is None:
+        return 1.0
+    tid = bm25.vocab_dict.get(token)
+    indptr = bm25.scores["indptr"]
+    n = max(1, int(bm25.scores["num_docs"]))
+    df = 0 if tid is None or tid + 1 >= len(indptr) else int(indptr[tid + 1] - indptr[tid])
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+@lru_cache(maxsize=65536)
+def sentence_terms(sentence: str) -> frozenset[str]:
+    """The lexical tokens of one sentence (cached: the second stage and the answerer read the same ones)."""
+    return frozenset(tokenize(sentence))
+
+
+def coverage(terms: frozenset[str], weights: dict[str, float], total: float) -> float:
+    """IDF-weighted share of the question's terms that `terms` contains."""
+    return sum(w for t, w in weights.items() if t in terms) / total
 
 
 @dataclass
@@ -68,12 +93,21 @@ class HybridRetriever:
     ../shared/eval dev set the score fusion ranks the gold paragraph first far more often (recall@1 0.724 vs
     0.671 for RRF k=60; benchmarks/quality.py), because it keeps how much better the best candidate is, which
     ranks throw away.
+
+    Second stage (`rerank_depth` > 0): the top `rerank_depth` fused passages are re-scored with
+    fused + rerank_weight * max over the passage's sentences of (sentence cosine + rerank_coverage * the
+    sentence's IDF-weighted share of the question's terms). Sentence vectors are stored at index time, so this
+    costs no model call. It rewards a passage that holds one sentence matching the question closely, which a
+    whole-passage vector dilutes. Its weight is set for score fusion (fused scores within [0, 1]); under RRF,
+    whose scores are far smaller, it all but decides the head's order. `one_per_document` keeps only the best passage of each document, so the
+    passages read are distinct documents.
     """
 
     name = "hybrid"
 
     def __init__(self, store: IndexStore, encode_query: QueryEncoder, candidates: int = 50, fusion: str = "score",
-                 alpha: float = 0.4, rrf_k: int = 60):
+                 alpha: float = 0.4, rrf_k: int = 60, rerank_depth: int = 20, rerank_weight: float = 2.0,
+                 rerank_coverage: float = 0.25, one_per_document: bool = False):
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         if fusion not in ("score", "rrf"):
@@ -81,6 +115,9 @@ class HybridRetriever:
         self.store = store
         self.retrievers = [DenseRetriever(store, encode_query), BM25Retriever(store)]
         self.candidates, self.fusion, self.alpha, self.rrf_k = candidates, fusion, alpha, rrf_k
+        self.encode_query = encode_query
+        self.rerank_depth, self.rerank_weight, self.rerank_coverage = rerank_depth, rerank_weight, rerank_coverage
+        self.one_per_document = one_per_document
 
     def _contributions(self, name: str, ranked: Ranked) -> list[float]:
         if self.fusion == "rrf":
@@ -102,8 +139,39 @@ class HybridRetriever:
                     zip(ranked.rows, ranked.scores, self._contributions(retriever.name, ranked)), start=1):
                 fused[row] = fused.get(row, 0.0) + part
                 evidence.setdefault(row, {})[retriever.name] = (rank, score)
-        order = sorted(fused, key=lambda r: -fused[r])[:k]
+        order = sorted(fused, key=lambda r: -fused[r])
+        if self.rerank_depth > 0 and order:
+            head = order[:self.rerank_depth]
+            for row, best in zip(head, self.best_sentences(question, head)):
+                fused[row] += self.rerank_weight * best
+            order = sorted(head, key=lambda r: -fused[r]) + order[self.rerank_depth:]
+        if self.one_per_document:
+            seen: set[str] = set()
+            kept = []
+            for row, chunk in zip(order, self.store.chunks(order[:max(k, self.rerank_depth) * 4])):
+                if chunk.doc_id not in seen:
+                    seen.add(chunk.doc_id)
+                    kept.append(row)
+            order = kept
+        order = order[:k]
         return Ranked(order, [fused[r] for r in order]), evidence
+
+    def best_sentences(self, question: str, rows: list[int]) -> list[float]:
+        """Per passage: max over its sentences of cosine + rerank_coverage * IDF-weighted term coverage."""
+        q = self.encode_query(question).astype(np.float32)
+        terms = set(tokenize(question))
+        weights = {t: idf(self.store, t) for t in terms}
+        total = sum(weights.values()) or 1.0
+        out = []
+        for row, chunk in zip(rows, self.store.chunks(rows)):
+            cosines = self.store.chunk_sentence_vectors(row) @ q
+            text = self.store.document(chunk.doc_id).text
+            best = -math.inf
+            for span, cos in zip(chunk.sentences, cosines):
+                cov = coverage(sentence_terms(text[span.start:span.end]), weights, total) if weights else 0.0
+                best = max(best, float(cos) + self.rerank_coverage * cov)
+            out.append(best if best > -math.inf else 0.0)
+        return out
 
     def search(self, question: str, k: int = 5) -> list[Hit]:
         ranked, evidence = self.rank(question, k)

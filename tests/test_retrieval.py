@@ -1,0 +1,84 @@
+"""The hybrid retriever's second stage and the answerer's confidence features, on the bundled articles with the
+real model, FAISS and BM25."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rag.answer import CONFIDENCE_FEATURES, AnswerConfig, ExtractiveAnswerer
+from rag.arabic import tokenize
+from rag.retrieval import HybridRetriever, idf
+
+TALKS = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
+TALKS_DOC = "002_f7322d59d6e02373"
+ELSEWHERE = "ما هي عاصمة أستراليا؟"
+
+
+def hybrid(assistant, **kw) -> HybridRetriever:
+    s = assistant.settings
+    return HybridRetriever(assistant.store, assistant.encode_query, candidates=s.candidates, alpha=s.fusion_alpha, **kw)
+
+
+def test_second_stage_adds_the_best_sentence_score_to_the_fused_score(assistant):
+    first = {h.row: h.score for h in hybrid(assistant, rerank_depth=0).search(TALKS, 50)}
+    second = hybrid(assistant, rerank_depth=20, rerank_weight=2.0, rerank_coverage=0.25)
+    hits = second.search(TALKS, 5)
+    q = assistant.encode_query(TALKS)
+    weights = {t: idf(assistant.store, t) for t in set(tokenize(TALKS))}
+    total = sum(weights.values())
+    for h in hits:
+        text = assistant.store.document(h.chunk.doc_id).text
+        cosines = assistant.store.chunk_sentence_vectors(h.row) @ q
+        best = max(float(c) + 0.25 * sum(w for t, w in weights.items() if t in set(tokenize(text[s.start:s.end])))
+                   / total for s, c in zip(h.chunk.sentences, cosines))
+        assert h.score == pytest.approx(first[h.row] + 2.0 * best, abs=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].chunk.doc_id == TALKS_DOC
+
+
+def test_second_stage_off_is_the_plain_fusion(assistant):
+    plain = hybrid(assistant, rerank_depth=0).search(TALKS, 5)
+    assert max(h.score for h in plain) <= 1.0 + 1e-9  # alpha * 1 + (1 - alpha) * 1 at most
+
+
+def test_one_passage_per_document_reads_distinct_documents(assistant):
+    many = hybrid(assistant, one_per_document=False).search(TALKS, 10)
+    assert len({h.chunk.doc_id for h in many}) < len(many)  # the bundled articles have several passages each
+    distinct = hybrid(assistant, one_per_document=True).search(TALKS, 10)
+    docs = [h.chunk.doc_id for h in distinct]
+    assert len(docs) == len(set(docs)) == assistant.store.document_count()
+    assert docs[0] == many[0].chunk.doc_id
+
+
+def test_confidence_features_come_from_the_best_sentence_and_the_passages(assistant):
+    answerer = ExtractiveAnswerer(assistant.store, AnswerConfig())
+    hits = assistant.hybrid.search(TALKS, 5)
+    best = answerer.score_sentences(TALKS, assistant.encode_query(TALKS), hits)[0]
+    f = answerer.features(TALKS, best, hits)
+    assert tuple(f) == CONFIDENCE_FEATURES
+    assert 0 < f["coverage"] <= f["passage_coverage"] <= 1
+    dense = sorted((h.scores["dense"] for h in hits if "dense" in h.scores), reverse=True)
+    assert f["dense_top"] == pytest.approx(dense[0]) and f["dense_margin"] == pytest.approx(dense[0] - dense[1])
+    assert 0 <= f["bm25_margin"] <= 1
+
+
+def test_confidence_separates_an_answerable_question_from_one_the_articles_cannot_answer(assistant):
+    answerer = assistant.extractive
+    conf = {}
+    for q in (TALKS, ELSEWHERE):
+        hits = assistant.hybrid.search(q, 5)
+        best = answerer.score_sentences(q, assistant.encode_query(q), hits)[0]
+        conf[q] = answerer.confidence(q, best, hits, "ar")
+        assert 0.0 <= conf[q] <= 1.0 and not math.isnan(conf[q])
+    assert conf[TALKS] >= assistant.settings.abstain_threshold > conf[ELSEWHERE]
+
+
+def test_a_zero_threshold_never_abstains(assistant):
+    answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(abstain_threshold=0))
+    q = ELSEWHERE
+    ans = answerer.answer(q, assistant.encode_query(q), assistant.hybrid.search(q, 5))
+    assert not ans.abstained and 1 <= len(ans.citations) <= 2
+    assert np.isfinite([c.score for c in ans.citations]).all()
