@@ -31,11 +31,18 @@ err = Console(stderr=True, highlight=False)
 IndexDir = Annotated[Optional[Path], typer.Option("--index-dir", help="index directory [env RAG_INDEX_DIR; default index/]")]
 JsonOut = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
 TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="passages to retrieve", min=1, max=100)]
+LlmBaseUrl = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env RAG_LLM_BASE_URL]")]
+LlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")]
 
 
 def _settings(index_dir: Path | None) -> Settings:
     s = get_settings()
     return s.model_copy(update={"index_dir": index_dir}) if index_dir else s
+
+
+def _with_llm(settings: Settings, base_url: str | None, model: str | None) -> Settings:
+    llm = {k: v for k, v in (("llm_base_url", base_url), ("llm_model", model)) if v is not None}
+    return settings.model_copy(update=llm) if llm else settings
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -166,14 +173,11 @@ def ask(
     index_dir: IndexDir = None,
     json_output: JsonOut = False,
     stream: Annotated[bool, typer.Option("--stream", help="print a generated answer as it is written")] = False,
-    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env RAG_LLM_BASE_URL]")] = None,
-    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")] = None,
+    llm_base_url: LlmBaseUrl = None,
+    llm_model: LlmModel = None,
 ) -> None:
     """Answer a question with citations (builds an index of the bundled articles if there is none)."""
-    settings = _settings(index_dir)
-    llm = {k: v for k, v in (("llm_base_url", llm_base_url), ("llm_model", llm_model)) if v is not None}
-    if llm:
-        settings = settings.model_copy(update=llm)
+    settings = _with_llm(_settings(index_dir), llm_base_url, llm_model)
 
     def run():
         assistant = _assistant(settings)
@@ -393,9 +397,11 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="port [env RAG_PORT; default 8000]", min=1, max=65535)] = None,
     index_dir: IndexDir = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="listen beyond loopback without RAG_API_KEY")] = False,
+    llm_base_url: LlmBaseUrl = None,
+    llm_model: LlmModel = None,
 ) -> None:
     """Serve the HTTP API (docs at /docs); indexes the bundled articles first when there is no index."""
-    settings = _settings(index_dir)
+    settings = _with_llm(_settings(index_dir), llm_base_url, llm_model)
     host, port = host or settings.host, port or settings.port
 
     def run():
@@ -406,9 +412,14 @@ def serve(
         import uvicorn
 
         from api.main import create_app
+        from rag.generate import chat_model_from_settings
 
-        err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {settings.index_dir}")
-        uvicorn.run(create_app(settings, embedder=_embedder(settings)), host=host, port=port, log_level="info")
+        chat_model = chat_model_from_settings(settings)  # a bad LLM setting fails here, not on the first request
+        answers = f"generative ({settings.llm_model})" if chat_model else "extractive"
+        err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {settings.index_dir}; "
+                  f"answers: {answers}")
+        uvicorn.run(create_app(settings, embedder=_embedder(settings), chat_model=chat_model), host=host, port=port,
+                    log_level="info")
 
     _run(run)
 

@@ -346,3 +346,10 @@ def test_chat_streams_the_model_pieces_and_condenses_with_the_model(index_copy, 
         assert follow["mode"] == "generative" and follow["claims"][0]["supported"] is True
         assert "يحيى رسول" in lookup_citation(Assistant(index_copy, embedder=embedder).store,
                                                 follow["claims"][0]["evidence"]).quote
+
+
+def test_serve_refuses_a_base_url_without_a_model_before_listening(bundled_index, cli):
+    result = cli("serve", "--index-dir", bundled_index.index_dir, "--port", "9",
+                 "--llm-base-url", "http://127.0.0.1:9/v1")
+    assert result.exit_code == 1
+    assert "RAG_LLM_MODEL" in result.output and "serving on" not in result.output
