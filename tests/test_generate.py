@@ -353,3 +353,10 @@ def test_serve_refuses_a_base_url_without_a_model_before_listening(bundled_index
                  "--llm-base-url", "http://127.0.0.1:9/v1")
     assert result.exit_code == 1
     assert "RAG_LLM_MODEL" in result.output and "serving on" not in result.output
+
+
+def test_cli_stream_without_a_model_prints_the_extractive_answer(bundled_index, cli):
+    result = cli("ask", Q, "--index-dir", bundled_index.index_dir, "--stream")
+    assert result.exit_code == 0, result.output
+    assert DATE in result.output and "Sources:" in result.output and "(extractive," in result.output
+    assert "Note:" not in result.output
