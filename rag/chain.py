@@ -126,7 +126,7 @@ class Assistant:
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(s)
         self.answerer: Answerer = self.extractive
         if self.chat_model is not None:
-            checker = SupportChecker(self.store, self.embedder.encode_queries, self.extractive.idf)
+            checker = SupportChecker(self.store, self.embedder.encode_queries)
             self.answerer = GenerativeAnswerer(self.chat_model, self.store, self.extractive, checker,
                                                timeout=s.llm_timeout)
         self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
@@ -145,11 +145,15 @@ class Assistant:
             raise InvalidInput(f"the question is {len(q)} characters long; the limit is {limit}")
         return q
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
-        q = self.check_question(question)
+    def check_k(self, k: int | None) -> int:
         k = k or self.settings.top_k
         if k < 1:
             raise InvalidInput("k must be at least 1")
+        return k
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        q = self.check_question(question)
+        k = self.check_k(k)
         t0 = time.perf_counter()
         answer = self.chain.invoke({"question": q}, config={"configurable": {"k": k}})
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
@@ -159,17 +163,16 @@ class Assistant:
         """The generated answer's text in pieces as the model writes them, then the Answer. An extractive
         answer (the default mode, or a fallback after the model failed) comes only as the Answer."""
         q = self.check_question(question)
-        k = k or self.settings.top_k
-        if k < 1:
-            raise InvalidInput("k must be at least 1")
+        k = self.check_k(k)
         t0 = time.perf_counter()
         hits = self.hybrid.search(q, k)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
+        query_vector = self.encode_query(q)
         if isinstance(self.answerer, GenerativeAnswerer):
-            events = self.answerer.stream(q, self.encode_query(q), hits)
+            events = self.answerer.stream(q, query_vector, hits)
         else:
-            events = iter([self.answerer.answer(q, self.encode_query(q), hits)])
+            events = iter([self.answerer.answer(q, query_vector, hits)])
         for event in events:
             if isinstance(event, Answer):
                 event.timings_ms = {"retrieve": round(retrieve_ms, 2),
@@ -178,9 +181,7 @@ class Assistant:
             yield event
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        k = k or self.settings.top_k
-        if k < 1:
-            raise InvalidInput("k must be at least 1")
+        k = self.check_k(k)
         return self.hybrid.search(self.check_question(question), k)
 
 

@@ -186,7 +186,8 @@ def condense_with_model(model: BaseChatModel, message: str, history: Sequence[tu
     except Exception as e:  # noqa: BLE001
         log.warning("condensing with the chat model failed: %s", e)
         return None
-    text = piece_text(reply).strip().splitlines()[0].strip() if piece_text(reply).strip() else ""
+    lines = piece_text(reply).strip().splitlines()
+    text = lines[0].strip() if lines else ""
     if not text or len(text) > 3 * len(message) + 200:
         return None
     return text

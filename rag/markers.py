@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.arabic import normalize
+
 _OPEN = "[［【"
 _NUM = r"[0-9٠-٩۰-۹０-９]+"
 _LABEL = r"(?:passages?|sources?|المقاطع|المقطع|مقطع|المصدر|مصدر)?"
@@ -27,12 +29,11 @@ _RANGE = re.compile(rf"({_NUM})\s*[-–]\s*({_NUM})")
 # An unclosed marker is held back at most this long before it is let through as text.
 _MAX_MARKER = 40
 _SENTENCE_END = re.compile(r"[.!?؟…](?=\s)|\n")
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹０１２３４５６７８９", "0123456789" * 3)
 
 
 def marker_numbers(inner: str) -> list[int]:
     """The passage numbers of a marker's inside: "1, 3" -> [1, 3]; "1-3" -> [1, 2, 3]; "١" -> [1]."""
-    inner = inner.translate(_DIGITS)
+    inner = normalize(inner)  # Arabic-Indic, Persian and full-width digits -> ASCII
     numbers: list[int] = []
     for m in _RANGE.finditer(inner):
         lo, hi = int(m.group(1)), int(m.group(2))

@@ -27,6 +27,7 @@ import numpy as np
 
 from rag.arabic import detect_language, normalize, tokenize
 from rag.markers import Claim
+from rag.retrieval import coverage, idf, sentence_terms
 from rag.store import IndexStore
 from rag.types import ClaimCheck, Hit
 
@@ -48,9 +49,9 @@ def numbers_in(text: str) -> set[str]:
 
 
 class SupportChecker:
-    def __init__(self, store: IndexStore, encode: Callable[[list[str]], np.ndarray], idf: Callable[[str], float],
+    def __init__(self, store: IndexStore, encode: Callable[[list[str]], np.ndarray],
                  config: SupportConfig = SupportConfig()):
-        self.store, self.encode, self.idf, self.config = store, encode, idf, config
+        self.store, self.encode, self.config = store, encode, config
 
     def check(self, claims: Sequence[Claim], cited: dict[int, Hit], given: Sequence[Hit] = ()) -> list[ClaimCheck]:
         """`cited` maps each answer citation number to the passage it names; `given` are all the passages
@@ -69,8 +70,7 @@ class SupportChecker:
         return checks
 
     def _check(self, claim: Claim, hits: list[Hit], given: list[Hit], vector: np.ndarray) -> ClaimCheck:
-        terms = set(tokenize(claim.text))
-        weights = {t: self.idf(t) for t in terms}
+        weights = {t: idf(self.store, t) for t in set(tokenize(claim.text))}
         total = sum(weights.values()) or 1.0
         best_id, best_cos, best_score = "", -1.0, -np.inf
         passage_terms: set[str] = set()
@@ -79,16 +79,16 @@ class SupportChecker:
         for hit in hits:
             doc = self.store.document(hit.chunk.doc_id)
             text = doc.text[hit.chunk.start:hit.chunk.end]
-            passage_terms |= set(tokenize(text))
             passage_numbers |= numbers_in(text)
             article_language = detect_language(text)
             cosines = self.store.chunk_sentence_vectors(hit.row) @ vector.astype(np.float32)
             for span, cos in zip(hit.chunk.sentences, cosines):
-                shared = terms & set(tokenize(doc.text[span.start:span.end]))
-                score = float(cos) + 0.25 * sum(weights[t] for t in shared) / total
+                terms = sentence_terms(doc.text[span.start:span.end])
+                passage_terms |= terms
+                score = float(cos) + 0.25 * coverage(terms, weights, total)
                 if score > best_score:
                     best_id, best_cos, best_score = f"{doc.id}:{span.start}-{span.end}", float(cos), score
-        lexical = sum(weights[t] for t in terms & passage_terms) / total if terms else 0.0
+        lexical = coverage(frozenset(passage_terms), weights, total) if weights else 0.0
         missing_numbers = sorted(numbers_in(claim.text) - passage_numbers)
         if detect_language(claim.text) == article_language:
             backed = lexical >= self.config.min_lexical
