@@ -82,3 +82,37 @@ def test_a_zero_threshold_never_abstains(assistant):
     ans = answerer.answer(q, assistant.encode_query(q), assistant.hybrid.search(q, 5))
     assert not ans.abstained and 1 <= len(ans.citations) <= 2
     assert np.isfinite([c.score for c in ans.citations]).all()
+
+
+def test_adjacent_sentences_follow_each_other_in_the_article(assistant):
+    answerer = assistant.extractive
+    hits = assistant.hybrid.search(TALKS, 5)
+    scored = answerer.score_sentences(TALKS, assistant.encode_query(TALKS), hits)
+    by_span = {(s.hit.chunk.doc_id, s.span.start): s for s in scored}
+    chunk = next(h.chunk for h in hits if len(h.chunk.sentences) >= 3)
+    first, second, third = (by_span[(chunk.doc_id, sp.start)] for sp in chunk.sentences[:3])
+    assert answerer.adjacent(first, second) and answerer.adjacent(second, first)
+    assert not answerer.adjacent(first, third) and not answerer.adjacent(first, first)
+    other = next(s for s in scored if s.hit.chunk.doc_id != chunk.doc_id)
+    assert not answerer.adjacent(first, other)
+
+
+def test_the_second_sentence_is_the_best_ones_neighbour_within_the_wider_margin(assistant):
+    q, v = TALKS, assistant.encode_query(TALKS)
+    hits = assistant.hybrid.search(q, 5)
+    neighbours_only = ExtractiveAnswerer(assistant.store, AnswerConfig(
+        second_sentence_margin=0.0, neighbour_margin=1.0, abstain_threshold=0))
+    scored = neighbours_only.score_sentences(q, v, hits)
+    best = scored[0]
+    expected = next(s for s in scored[1:] if neighbours_only.adjacent(s, best))
+    ans = neighbours_only.answer(q, v, hits)
+    assert {(c.doc_id, c.start) for c in ans.citations} == {(best.hit.chunk.doc_id, best.span.start),
+                                                           (expected.hit.chunk.doc_id, expected.span.start)}
+    assert ans.citations[0].end <= ans.citations[1].start  # read in the article's order
+    anywhere = ExtractiveAnswerer(assistant.store, AnswerConfig(
+        second_sentence_margin=1.0, neighbour_margin=0.0, abstain_threshold=0)).answer(q, v, hits)
+    assert {(c.doc_id, c.start) for c in anywhere.citations} == {
+        (s.hit.chunk.doc_id, s.span.start) for s in scored[:2]}
+    alone = ExtractiveAnswerer(assistant.store, AnswerConfig(
+        second_sentence_margin=0.0, neighbour_margin=0.0, abstain_threshold=0)).answer(q, v, hits)
+    assert len(alone.citations) == 1 or alone.citations[0].score == alone.citations[1].score
