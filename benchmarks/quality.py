@@ -120,6 +120,9 @@ indexes):
     neighbours' rare-term share, length, first in passage), 5-fold: containment 0.745 at 1.53 sentences
     against 0.749 at 1.58 for the hand-set one.
   - answering from more or fewer passages (top 2-10 instead of 5): containment 0.746-0.750.
+  - dropping near-duplicate passages from the top 5 (a passage sharing >= 70-95% of the shorter one's terms,
+    or a Jaccard >= 0.6 / 0.8, with one already kept): R@5 0.858-0.910 against 0.922 (the duplicates dropped
+    are often the gold paragraph's own overlapping version), A@5 0.919-0.922 against 0.920.
   - the neighbour rule (kept) with the next sentence only: 0.752 at 1.46 sentences; the previous only: 0.735
     at 1.42; both: 0.764 at 1.57. Margins 0.005-0.02 / 0.04-0.07 trace a smooth curve (0.744 at 1.36 to 0.766
     at 1.71); 0.01 / 0.06 keeps the old length.
