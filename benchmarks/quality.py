@@ -120,6 +120,9 @@ indexes):
     neighbours' rare-term share, length, first in passage), 5-fold: containment 0.745 at 1.53 sentences
     against 0.749 at 1.58 for the hand-set one.
   - answering from more or fewer passages (top 2-10 instead of 5): containment 0.746-0.750.
+  - the number/date question detector (type bonus) on normalised text ("متي", "فى اى عام") and with quantity
+    words (عدد, نسبة, مساحة, طول, متوسط, رقم, ...): 522 instead of 429 questions flagged, containment 0.764 /
+    0.765 at type weight 0.03 / 0.02 against 0.764.
   - dropping near-duplicate passages from the top 5 (a passage sharing >= 70-95% of the shorter one's terms,
     or a Jaccard >= 0.6 / 0.8, with one already kept): R@5 0.858-0.910 against 0.922 (the duplicates dropped
     are often the gold paragraph's own overlapping version), A@5 0.919-0.922 against 0.920.
