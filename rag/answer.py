@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.arabic import detect_language, tokenize
-from rag.retrieval import coverage, idf, sentence_terms
+from rag.arabic import detect_language
+from rag.retrieval import coverage, sentence_terms, term_weights
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, Span
 
@@ -82,12 +82,8 @@ class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig()):
         self.store, self.config = store, config
 
-    def idf(self, token: str) -> float:
-        return idf(self.store, token)
-
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
-        weights = {t: self.idf(t) for t in set(tokenize(question))}
-        total = sum(weights.values()) or 1.0
+        weights, total = term_weights(self.store, question)
         wants_number = bool(_ASKS_NUMBER.search(question.strip()))
         seen: set[tuple[str, int, int]] = set()
         out: list[ScoredSentence] = []
@@ -111,14 +107,13 @@ class ExtractiveAnswerer:
 
     def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:
         """What the confidence model reads (CONFIDENCE_FEATURES), from the best sentence and the passages."""
-        weights = {t: self.idf(t) for t in set(tokenize(question))}
-        total = sum(weights.values()) or 1.0
+        weights, total = term_weights(self.store, question)
         text = self.store.document(best.hit.chunk.doc_id).text
         passage_terms = frozenset().union(*(sentence_terms(text[s.start:s.end]) for s in best.hit.chunk.sentences))
         dense = sorted((h.scores.get("dense", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
         bm25 = sorted((h.scores.get("bm25", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
         return {"cos": best.cos, "coverage": best.coverage,
-                "passage_coverage": coverage(passage_terms, weights, total) if weights else 0.0,
+                "passage_coverage": coverage(passage_terms, weights, total),
                 "dense_top": dense[0], "dense_margin": dense[0] - dense[1],
                 "bm25_top": bm25[0] / total, "bm25_margin": (bm25[0] - bm25[1]) / bm25[0] if bm25[0] > 0 else 0.0}
 

@@ -39,6 +39,7 @@ from rag.store import IndexStore, current_version
 from rag.types import Answer, Hit
 from rag.verify import SupportChecker
 
+
 class CitedRetriever(BaseRetriever):
     """Hybrid retrieval as a LangChain retriever: each Document is one passage, its metadata the citation."""
 

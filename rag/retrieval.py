@@ -36,8 +36,14 @@ def sentence_terms(sentence: str) -> frozenset[str]:
     return frozenset(tokenize(sentence))
 
 
+def term_weights(store: IndexStore, text: str) -> tuple[dict[str, float], float]:
+    """The IDF of each lexical term of `text` (a question or a claim), and their sum (1 when there are none)."""
+    weights = {t: idf(store, t) for t in set(tokenize(text))}
+    return weights, sum(weights.values()) or 1.0
+
+
 def coverage(terms: frozenset[str], weights: dict[str, float], total: float) -> float:
-    """IDF-weighted share of the question's terms that `terms` contains."""
+    """IDF-weighted share of the question's terms that `terms` contains (0 when it has none)."""
     return sum(w for t, w in weights.items() if t in terms) / total
 
 
@@ -99,8 +105,8 @@ class HybridRetriever:
     sentence's IDF-weighted share of the question's terms). Sentence vectors are stored at index time, so this
     costs no model call. It rewards a passage that holds one sentence matching the question closely, which a
     whole-passage vector dilutes. Its weight is set for score fusion (fused scores within [0, 1]); under RRF,
-    whose scores are far smaller, it all but decides the head's order. `one_per_document` keeps only the best passage of each document, so the
-    passages read are distinct documents.
+    whose scores are far smaller, it all but decides the head's order. `one_per_document` keeps only the best
+    passage of each document, so the passages read are distinct documents.
     """
 
     name = "hybrid"
@@ -159,16 +165,14 @@ class HybridRetriever:
     def best_sentences(self, question: str, rows: list[int]) -> list[float]:
         """Per passage: max over its sentences of cosine + rerank_coverage * IDF-weighted term coverage."""
         q = self.encode_query(question).astype(np.float32)
-        terms = set(tokenize(question))
-        weights = {t: idf(self.store, t) for t in terms}
-        total = sum(weights.values()) or 1.0
+        weights, total = term_weights(self.store, question)
         out = []
         for row, chunk in zip(rows, self.store.chunks(rows)):
             cosines = self.store.chunk_sentence_vectors(row) @ q
             text = self.store.document(chunk.doc_id).text
             best = -math.inf
             for span, cos in zip(chunk.sentences, cosines):
-                cov = coverage(sentence_terms(text[span.start:span.end]), weights, total) if weights else 0.0
+                cov = coverage(sentence_terms(text[span.start:span.end]), weights, total)
                 best = max(best, float(cos) + self.rerank_coverage * cov)
             out.append(best if best > -math.inf else 0.0)
         return out

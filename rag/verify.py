@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.arabic import detect_language, normalize, tokenize
+from rag.arabic import detect_language, normalize
 from rag.markers import Claim
-from rag.retrieval import coverage, idf, sentence_terms
+from rag.retrieval import coverage, sentence_terms, term_weights
 from rag.store import IndexStore
 from rag.types import ClaimCheck, Hit
 
@@ -70,8 +70,7 @@ class SupportChecker:
         return checks
 
     def _check(self, claim: Claim, hits: list[Hit], given: list[Hit], vector: np.ndarray) -> ClaimCheck:
-        weights = {t: idf(self.store, t) for t in set(tokenize(claim.text))}
-        total = sum(weights.values()) or 1.0
+        weights, total = term_weights(self.store, claim.text)
         best_id, best_cos, best_score = "", -1.0, -np.inf
         passage_terms: set[str] = set()
         passage_numbers: set[str] = set()
@@ -88,7 +87,7 @@ class SupportChecker:
                 score = float(cos) + 0.25 * coverage(terms, weights, total)
                 if score > best_score:
                     best_id, best_cos, best_score = f"{doc.id}:{span.start}-{span.end}", float(cos), score
-        lexical = coverage(frozenset(passage_terms), weights, total) if weights else 0.0
+        lexical = coverage(frozenset(passage_terms), weights, total)
         missing_numbers = sorted(numbers_in(claim.text) - passage_numbers)
         if detect_language(claim.text) == article_language:
             backed = lexical >= self.config.min_lexical
