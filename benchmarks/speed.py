@@ -51,7 +51,8 @@ def main() -> None:
     # The exact texts the indexer embeds, for the baseline.
     docs = {d.id: d for d in load_paths([corpus]).documents}
     cfg = ChunkingConfig(settings.chunk_tokens, settings.chunk_overlap_tokens)
-    chunks = [c for d in docs.values() for c in chunk_document(d, clean(d), embedder.count_tokens, cfg)]
+    chunks = [c for d in docs.values()
+              for c in chunk_document(d, clean(d), embedder.count_tokens, cfg, skip_title=settings.embed_title)]
     texts = [embedding_text(docs[c.doc_id], c, settings.embed_title)[0] for c in chunks]
     model = embedder.model  # loaded once, shared by both sides
     model.encode(texts[:8], prompt_name="passage")  # warm-up

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.arabic import detect_language
-from rag.retrieval import coverage, sentence_terms, term_weights
+from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, Span
 
@@ -40,17 +41,17 @@ _HAS_NUMBER = re.compile(
 # Logistic models of "the answer is in what was retrieved", fitted by benchmarks/quality.py on ../shared/eval:
 # answerable questions against the pooled corpus vs the same questions asked of the other set's corpus.
 # Arabic questions read every feature of CONFIDENCE_FEATURES (see `ExtractiveAnswerer.features`): the best
-# sentence's similarity and share of the question's rare terms, the same share over its whole passage, the
-# best passage cosine and its lead over the next passage, the best BM25 score per unit of question IDF and its
-# lead. A question in another language shares no terms with Arabic articles and its e5 cosines run lower (by
+# sentence's similarity, share of the question's rare terms and late interaction (token-level match), that
+# share over its whole passage, the best passage cosine and its lead over the next passage, the best BM25
+# score per unit of question IDF and its lead. A question in another language shares no terms with Arabic articles and its e5 cosines run lower (by
 # a median 0.051 on 12 dev questions we translated to English: benchmarks/crosslingual.py), so it gets the
 # similarity-only model with that shift folded into the bias.
-CONFIDENCE_FEATURES = ("cos", "coverage", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
+CONFIDENCE_FEATURES = ("cos", "coverage", "late", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
                        "bm25_margin")
 CONFIDENCE_MODELS = {
-    "same_language": {"bias": -58.362, "cos": 69.163, "coverage": 3.31, "passage_coverage": 2.162,
-                      "dense_top": -1.852, "dense_margin": 1.258, "bm25_top": -2.715, "bm25_margin": 1.489},
-    "cross_language": {"bias": -57.959 + 69.34 * 0.051, "cos": 69.34},
+    "same_language": {"bias": -59.206, "cos": 51.713, "coverage": 1.999, "late": 19.941, "passage_coverage": 2.792,
+                      "dense_top": -2.227, "dense_margin": 1.873, "bm25_top": -2.79, "bm25_margin": 1.539},
+    "cross_language": {"bias": -59.293 + 70.83 * 0.051, "cos": 70.83},
 }
 
 
@@ -64,8 +65,11 @@ class AnswerConfig:
     # one's neighbour in the article: it usually carries on the same statement (an answer after "وأضاف أن" or a
     # pronoun pointing back), and two adjacent sentences read as one passage. On ../shared/eval this raised
     # containment from 0.749 to 0.764, at 1.58 sentences per answer instead of 1.59 (benchmarks/quality.py).
-    second_sentence_margin: float = 0.01
-    neighbour_margin: float = 0.06
+    second_sentence_margin: float = 0.015
+    neighbour_margin: float = 0.08
+    # Late interaction: + late_weight * max_sim of the question's tokens against the sentence's own tokens (see
+    # rag.retrieval.max_sim). It spreads the scores, hence the margins above (0.01 / 0.06 without it).
+    late_weight: float = 0.5
     abstain_threshold: float = 0.5  # on the confidence probability; 0 never abstains
 
 
@@ -76,21 +80,28 @@ class ScoredSentence:
     score: float
     cos: float
     coverage: float
+    late: float = 0.0  # max_sim of the question's tokens against the sentence's (0 without late interaction)
 
 
 class ExtractiveAnswerer:
-    def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig()):
-        self.store, self.config = store, config
+    def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
+                 query_tokens: Callable[[str], np.ndarray] | None = None):
+        """`query_tokens`: question -> its token vectors (QueryEncoder.tokens); without it, or without token
+        vectors in the index, sentences are scored without late interaction."""
+        self.store, self.config, self.query_tokens = store, config, query_tokens
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
         wants_number = bool(_ASKS_NUMBER.search(question.strip()))
+        late = (self.config.late_weight and self.query_tokens is not None and self.store.tokens is not None)
+        q_tokens = self.query_tokens(question) if late else None
         seen: set[tuple[str, int, int]] = set()
         out: list[ScoredSentence] = []
         for hit in hits:
             vectors = self.store.chunk_sentence_vectors(hit.row)
             cosines = vectors @ query_vector.astype(np.float32)
             doc_text = self.store.document(hit.chunk.doc_id).text
+            tokens, token_spans = self.store.chunk_token_vectors(hit.row) if late else (None, None)
             for span, cos in zip(hit.chunk.sentences, cosines):
                 key = (hit.chunk.doc_id, span.start, span.end)
                 if key in seen:
@@ -101,7 +112,12 @@ class ExtractiveAnswerer:
                 score = (float(cos) + self.config.lexical_weight * cov
                          + self.config.type_weight * (wants_number and bool(_HAS_NUMBER.search(sentence)))
                          + self.config.rank_weight / hit.rank)
-                out.append(ScoredSentence(hit, span, score, float(cos), cov))
+                match = 0.0
+                if late:
+                    inside = (token_spans[:, 1] > span.start) & (token_spans[:, 0] < span.end)
+                    match = max_sim(q_tokens, tokens[inside])
+                    score += self.config.late_weight * match
+                out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
         return out
 
@@ -112,7 +128,7 @@ class ExtractiveAnswerer:
         passage_terms = frozenset().union(*(sentence_terms(text[s.start:s.end]) for s in best.hit.chunk.sentences))
         dense = sorted((h.scores.get("dense", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
         bm25 = sorted((h.scores.get("bm25", 0.0) for h in hits), reverse=True) + [0.0, 0.0]
-        return {"cos": best.cos, "coverage": best.coverage,
+        return {"cos": best.cos, "coverage": best.coverage, "late": best.late,
                 "passage_coverage": coverage(passage_terms, weights, total),
                 "dense_top": dense[0], "dense_margin": dense[0] - dense[1],
                 "bm25_top": bm25[0] / total, "bm25_margin": (bm25[0] - bm25[1]) / bm25[0] if bm25[0] > 0 else 0.0}

@@ -59,27 +59,44 @@ def hit_to_document(hit: Hit) -> LCDocument:
 
 
 class QueryEncoder:
-    """Embeds a question once per call chain: the retriever and the answerer share the vector."""
+    """Embeds a question once per call chain: the retriever and the answerer share its vector and its token
+    vectors (late interaction), both from one forward pass."""
 
     def __init__(self, embedder: Embedder, size: int = 256):
         self.embedder, self.size = embedder, size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, question: str) -> np.ndarray:
+        return self._encoded(question)[0]
+
+    def tokens(self, question: str) -> np.ndarray:
+        return self._encoded(question)[1]
+
+    def prime(self, questions: list[str]) -> None:
+        """Encode many questions in batches ahead of time (benchmarks; grow `size` to keep them all)."""
+        vectors, tokens = self.embedder.encode_queries_with_tokens(questions)
+        with self._lock:
+            for q, v, t in zip(questions, vectors, tokens):
+                self._remember(q, (v, t))
+
+    def _remember(self, question: str, encoded: tuple[np.ndarray, np.ndarray]) -> None:
+        self._cache[question] = encoded
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    def _encoded(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         # The API calls this from many threads: guard the LRU bookkeeping (a get + move_to_end racing an
         # eviction raises KeyError), but not the encoding itself.
         with self._lock:
-            vec = self._cache.get(question)
-            if vec is not None:
+            hit = self._cache.get(question)
+            if hit is not None:
                 self._cache.move_to_end(question)
-                return vec
-        vec = self.embedder.encode_queries([question])[0]
+                return hit
+        vectors, tokens = self.embedder.encode_queries_with_tokens([question])
         with self._lock:
-            self._cache[question] = vec
-            if len(self._cache) > self.size:
-                self._cache.popitem(last=False)
-        return vec
+            self._remember(question, (vectors[0], tokens[0]))
+        return vectors[0], tokens[0]
 
 
 Answerer = ExtractiveAnswerer | GenerativeAnswerer
@@ -121,9 +138,10 @@ class Assistant:
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
-                                      one_per_document=s.one_per_document)
+                                      late_weight=s.rerank_late_weight, one_per_document=s.one_per_document)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
-            max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold))
+            max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
+            query_tokens=self.encode_query.tokens)
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(s)
         self.answerer: Answerer = self.extractive
         if self.chat_model is not None:

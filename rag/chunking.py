@@ -3,7 +3,8 @@
 Chunks are packed from whole sentences up to `max_tokens` model tokens, with the trailing sentences of one
 chunk (up to `overlap_tokens`) repeated at the start of the next. A chunk never crosses a stretch that cleaning
 dropped (an ad line, a newsletter prompt), so its span quotes only article text. A sentence longer than the
-budget is cut at word boundaries.
+budget is cut at word boundaries. With `skip_title`, a section that is only the article's title (a headline
+line set apart by a dropped date line) makes no chunk of its own: every chunk carries the title already.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def _cut_long(text: str, span: Span, tokens: int, max_tokens: int) -> list[Span]
 
 
 def chunk_document(doc: Document, kept: Sequence[Span], count_tokens: TokenCounter,
-                   config: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
+                   config: ChunkingConfig = ChunkingConfig(), skip_title: bool = False) -> list[Chunk]:
+    """`skip_title`: the indexer prepends the title to each chunk (for embedding and BM25), so a headline-only
+    chunk would add nothing but a passage that matches every question about the story while answering none."""
     text = doc.text
     chunks: list[Chunk] = []
-    for section in _sections(text, kept):
+    sections = _sections(text, kept)
+    title = doc.title.strip()
+    if skip_title and title and len(sections) > 1:
+        sections = [s for s in sections if text[s.start:s.end].strip() != title]
+    for section in sections:
         sentences = split_sentences(text, section.start, section.end)
         if not sentences:
             continue

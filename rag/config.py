@@ -42,10 +42,12 @@ class Settings(BaseSettings):
     fusion_alpha: float = 0.4  # weight of the dense side in score fusion
     rrf_k: int = 60
     # Second stage over the top fused passages: + rerank_weight * best (sentence cosine + rerank_coverage *
-    # rare-term share); 0 turns it off. one_per_document: the passages read come from distinct documents.
+    # rare-term share) + rerank_late_weight * late interaction (question tokens against the passage's);
+    # rerank_depth 0 turns it off. one_per_document: the passages read come from distinct documents.
     rerank_depth: int = 20
-    rerank_weight: float = 2.0
+    rerank_weight: float = 3.0
     rerank_coverage: float = 0.25
+    rerank_late_weight: float = 5.0
     one_per_document: bool = False
 
     # Extractive answer

@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +181,20 @@ class Embedder:
             )  # fmt: skip
         return _normalise(vecs)
 
+    def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Question vectors as `encode_queries`, and from the same forward pass each question's contextual token
+        vectors (content tokens only, unit length, float32): what late interaction (`rag.retrieval.max_sim`)
+        matches against the stored passage tokens."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32), []
+        model, prompt = self.model, self._prompt("query")
+        with self._encode_lock:
+            outs = model.encode([_strip(t)[0] for t in texts], prompt=prompt, batch_size=self.settings.batch_size,
+                                output_value=None, show_progress_bar=False,
+                                processing_kwargs={"text": {"return_offsets_mapping": True}})
+        vectors = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
+        return vectors, [_normalise(_content_tokens(o, len(prompt))[0]) for o in outs]
+
     def _locked_batches(self, inputs: list[str], bs: int, encode) -> list:
         """Encode in model batches, longest first (little padding), taking the model lock per batch: a long
         ingest then interleaves with the API's queries instead of holding them up until it ends."""
@@ -207,45 +222,72 @@ class Embedder:
         max length, or blank) gets the passage vector.
         """
         bs = batch_size or self.settings.batch_size
-        if sentence_spans is not None and len(sentence_spans) != len(texts):
+        if sentence_spans is not None:
+            passages, sentences, _ = self.encode_late(texts, sentence_spans, bs)
+            return passages, sentences
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32), None
+        prompt = self._prompt("passage", "document")
+        model = self.model
+        vecs = np.stack(self._locked_batches(
+            [_strip(t)[0] for t in texts], bs,
+            lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)))
+        return _normalise(vecs), None
+
+    def encode_late(
+        self, texts: list[str], sentence_spans: Spans, batch_size: int | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray], list[TokenVectors]]:
+        """One forward pass per text gives its passage vector, its sentences' vectors (see `encode_passages`)
+        and its contextual token vectors with their character spans in the text (for late interaction)."""
+        bs = batch_size or self.settings.batch_size
+        if len(sentence_spans) != len(texts):
             raise ValueError(f"{len(sentence_spans)} span lists for {len(texts)} texts")
         if not texts:
-            return np.zeros((0, self.dimension), np.float32), ([] if sentence_spans is not None else None)
+            return np.zeros((0, self.dimension), np.float32), [], []
         prompt = self._prompt("passage", "document")
         stripped = [_strip(t) for t in texts]
-        inputs = [s for s, _ in stripped]
         model = self.model
-        if sentence_spans is None:
-            vecs = np.stack(self._locked_batches(
-                inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, convert_to_numpy=True,
-                                                       normalize_embeddings=True, show_progress_bar=False)))
-            return _normalise(vecs), None
         outs = self._locked_batches(
-            inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
-                                                   output_value=None,
-                                                   processing_kwargs={"text": {"return_offsets_mapping": True}}))
+            [s for s, _ in stripped], bs,
+            lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
+                                       output_value=None,
+                                       processing_kwargs={"text": {"return_offsets_mapping": True}}))
         passages = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
-        sentences = [
-            _sentence_vectors(out, passage, spans, len(prompt), left)
-            for out, passage, spans, (_, left) in zip(outs, passages, sentence_spans, stripped)
-        ]
-        return passages, sentences
+        sentences, tokens = [], []
+        for out, passage, spans, (_, left) in zip(outs, passages, sentence_spans, stripped):
+            vectors, raw = _content_tokens(out, len(prompt))
+            starts, ends = raw[:, 0] - len(prompt) + left, raw[:, 1] - len(prompt) + left
+            sentences.append(_sentence_vectors(vectors, starts, ends, passage, spans))
+            tokens.append(TokenVectors(_normalise(vectors).astype(np.float16), np.stack([starts, ends], axis=1).astype(np.int32)))
+        return passages, sentences, tokens
 
 
-def _sentence_vectors(
-    out: dict[str, Any], passage: np.ndarray, spans: Sequence[tuple[int, int]], prompt_len: int, left: int
-) -> np.ndarray:
-    """Mean-pool one text's token embeddings per span; offsets index prompt + stripped text, spans the text."""
-    if not spans:
-        return np.zeros((0, passage.shape[0]), np.float32)
+@dataclass(frozen=True)
+class TokenVectors:
+    """One text's contextual token vectors (unit length) and each token's [start, end) characters in the text."""
+
+    vectors: np.ndarray  # (t, d) float16
+    spans: np.ndarray  # (t, 2) int32
+
+
+def _content_tokens(out: dict[str, Any], prompt_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """One text's token embeddings without specials (empty offsets) and prompt tokens (ending inside the
+    prompt), as the model gives them; and their raw offsets, which index prompt + text."""
     keep = out["attention_mask"].bool()
     tokens = out["token_embeddings"][keep].float().numpy()
     raw = out["offset_mapping"][keep].numpy()
-    # Content tokens only: specials have empty offsets, prompt tokens end inside the prompt.
     content = (raw[:, 1] > raw[:, 0]) & (raw[:, 1] > prompt_len)
-    start, end = raw[:, 0] - prompt_len + left, raw[:, 1] - prompt_len + left
+    return tokens[content], raw[content]
+
+
+def _sentence_vectors(tokens: np.ndarray, start: np.ndarray, end: np.ndarray, passage: np.ndarray,
+                      spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Mean-pool one text's content tokens (character offsets `start`, `end` in the text) per span."""
+    if not spans:
+        return np.zeros((0, passage.shape[0]), np.float32)
     rows = []
     for s, e in spans:
-        sel = content & (end > s) & (start < e)
+        sel = (end > s) & (start < e)
         rows.append(tokens[sel].mean(axis=0) if sel.any() else passage)
     return _normalise(np.stack(rows))

@@ -57,28 +57,61 @@ def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str,
     return chunk.text, 0
 
 
+@dataclass
+class ChunkEmbeddings:
+    """What one forward pass per chunk gives: the chunk vectors (n, d), their sentences' vectors (in chunk
+    order) and their tokens' vectors with document spans (flat, chunk i owning rows token_rows[i]:token_rows[i+1])."""
+
+    vectors: np.ndarray
+    sentences: np.ndarray
+    tokens: np.ndarray
+    token_spans: np.ndarray
+    token_rows: np.ndarray
+
+    @classmethod
+    def one(cls, vector: np.ndarray, sentences: np.ndarray, tokens: np.ndarray, spans: np.ndarray) -> "ChunkEmbeddings":
+        return cls(vector.reshape(1, -1), sentences, tokens, spans, np.array([0, len(tokens)], np.int64))
+
+    @classmethod
+    def empty(cls, dim: int) -> "ChunkEmbeddings":
+        return cls(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float16), np.zeros((0, dim), np.float16),
+                   np.zeros((0, 2), np.int32), np.zeros(1, np.int64))
+
+    @classmethod
+    def concat(cls, parts: list["ChunkEmbeddings"], dim: int) -> "ChunkEmbeddings":
+        parts = [cls.empty(dim)] + parts
+        counts = np.concatenate([np.diff(p.token_rows) for p in parts])
+        return cls(np.vstack([p.vectors for p in parts]).astype(np.float32),
+                   np.vstack([p.sentences for p in parts]).astype(np.float16),
+                   np.vstack([p.tokens for p in parts]).astype(np.float16),
+                   np.vstack([p.token_spans for p in parts]).astype(np.int32),
+                   np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
 def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chunk], embed_title: bool,
-                 batch_size: int = 32, progress: Progress | None = None,
-                 group: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk vectors and their sentences' vectors (late chunking: one forward pass per chunk).
+                 batch_size: int = 32, progress: Progress | None = None, group: int = 512) -> ChunkEmbeddings:
+    """Chunk, sentence and token vectors (late chunking: one forward pass per chunk).
 
     Chunks go to the model in large groups so that sentence-transformers can sort them by length and pad
     little; the groups exist only to report progress."""
     dim = embedder.dimension
-    vectors, sentence_vectors = [np.zeros((0, dim), np.float32)], [np.zeros((0, dim), np.float32)]
+    parts = []
     for i in range(0, len(chunks), group):
         part = chunks[i:i + group]
-        texts, spans = [], []
+        texts, spans, offsets = [], [], []
         for c in part:
             text, offset = embedding_text(docs[c.doc_id], c, embed_title)
             texts.append(text)
+            offsets.append(offset)
             spans.append([(s.start - c.start + offset, s.end - c.start + offset) for s in c.sentences])
-        vecs, sents = embedder.encode_passages(texts, sentence_spans=spans, batch_size=batch_size)
-        vectors.append(vecs)
-        sentence_vectors.extend(sents)
+        vecs, sents, tokens = embedder.encode_late(texts, spans, batch_size=batch_size)
+        for c, offset, vec, sent, t in zip(part, offsets, vecs, sents, tokens):
+            doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
+            doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
+            parts.append(ChunkEmbeddings.one(vec, sent, t.vectors, doc_spans))
         if progress:
             progress(min(i + group, len(chunks)), len(chunks))
-    return np.vstack(vectors).astype(np.float32), np.vstack(sentence_vectors).astype(np.float16)
+    return ChunkEmbeddings.concat(parts, dim)
 
 
 def _in_scope(path: str, roots: list[Path]) -> bool:
@@ -112,7 +145,7 @@ def _counts(index_dir: Path) -> tuple[int, int]:
 def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
     if rebuild or current_version(index_dir) is None:
         return None
-    return IndexStore.open(index_dir, model_id=spec.embedder.model_id)
+    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, for_update=True)
 
 
 def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],
@@ -120,33 +153,34 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
     """Write `final` as the new live version, re-embedding only `changed` documents (and all of them when the
     chunking changed). Returns how many chunks were embedded."""
     manifest = spec.manifest()
-    reuse = old is not None and old.manifest.chunking_key() == manifest.chunking_key()
+    reuse = (old is not None and old.manifest.chunking_key() == manifest.chunking_key()
+             and old.tokens is not None)
     keep_ids = {d for d in final if reuse and d not in changed and old.document(d) is not None}
+    dim = spec.embedder.dimension
     kept_chunks: list[Chunk] = []
-    kept_vecs, kept_sents = [], []
+    kept: list[ChunkEmbeddings] = []
     if reuse and keep_ids:
         old_vectors = old.vectors()
         for row, chunk in old.all_chunks():
             if chunk.doc_id in keep_ids:
                 kept_chunks.append(chunk)
-                kept_vecs.append(old_vectors[row])
-                kept_sents.append(old.chunk_sentence_vectors(row))
+                kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row),
+                                                *old.chunk_token_vectors(row)))
     new_chunks: list[Chunk] = []
     for doc_id in sorted(set(final) - keep_ids):
         doc = final[doc_id]
-        new_chunks.extend(chunk_document(doc, clean(doc), spec.embedder.count_tokens, spec.chunking))
-    new_vecs, new_sents = embed_chunks(spec.embedder, final, new_chunks, spec.embed_title, spec.batch_size, progress)
+        new_chunks.extend(chunk_document(doc, clean(doc), spec.embedder.count_tokens, spec.chunking,
+                                         skip_title=spec.embed_title))
+    new = embed_chunks(spec.embedder, final, new_chunks, spec.embed_title, spec.batch_size, progress)
 
-    dim = spec.embedder.dimension
     chunks = kept_chunks + new_chunks
-    vectors = np.vstack([np.array(kept_vecs, np.float32).reshape(-1, dim), new_vecs])
-    sentences = np.vstack([np.vstack(kept_sents).astype(np.float16) if kept_sents else np.zeros((0, dim), np.float16),
-                           new_sents])
+    every = ChunkEmbeddings.concat(kept + [new], dim)
     docs = [final[d] for d in sorted(final)]
     write_index(index_dir, IndexData(
         manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks), "created": time.time()}),
-        documents=docs, chunks=chunks, vectors=vectors, sentence_vectors=sentences,
+        documents=docs, chunks=chunks, vectors=every.vectors, sentence_vectors=every.sentences,
         bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, spec.embed_title)[0]) for c in chunks],
+        tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows,
     ))
     return len(new_chunks)
 

@@ -4,10 +4,10 @@ and a sentence-level second stage. Each returns ranked `Hit`s; `HybridRetriever`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 
@@ -15,7 +15,13 @@ from rag.arabic import tokenize
 from rag.store import IndexStore
 from rag.types import Hit
 
-QueryEncoder = Callable[[str], np.ndarray]  # question -> (d,) unit vector
+
+class QueryEncoder(Protocol):
+    def __call__(self, question: str) -> np.ndarray:
+        """The question's (d,) unit vector."""
+
+    def tokens(self, question: str) -> np.ndarray:
+        """The question's contextual token vectors (t, d), unit length, from the same forward pass."""
 
 
 def idf(store: IndexStore, token: str) -> float:
@@ -40,6 +46,15 @@ def term_weights(store: IndexStore, text: str) -> tuple[dict[str, float], float]
     """The IDF of each lexical term of `text` (a question or a claim), and their sum (1 when there are none)."""
     weights = {t: idf(store, t) for t in set(tokenize(text))}
     return weights, sum(weights.values()) or 1.0
+
+
+def max_sim(query_tokens: np.ndarray, tokens: np.ndarray) -> float:
+    """Late interaction (ColBERT's MaxSim): the mean over the question's tokens of each one's best cosine with
+    `tokens`. It matches a question word to its inflected or transliterated form in the passage, which a single
+    pooled vector blurs and BM25 misses. 0 when either side has no tokens."""
+    if not len(query_tokens) or not len(tokens):
+        return 0.0
+    return float((query_tokens @ tokens.T).max(axis=1).mean())
 
 
 def coverage(terms: frozenset[str], weights: dict[str, float], total: float) -> float:
@@ -105,15 +120,17 @@ class HybridRetriever:
     sentence's IDF-weighted share of the question's terms). Sentence vectors are stored at index time, so this
     costs no model call. It rewards a passage that holds one sentence matching the question closely, which a
     whole-passage vector dilutes. Its weight is set for score fusion (fused scores within [0, 1]); under RRF,
-    whose scores are far smaller, it all but decides the head's order. `one_per_document` keeps only the best
-    passage of each document, so the passages read are distinct documents.
+    whose scores are far smaller, it all but decides the head's order. `late_weight` adds late interaction to
+    that second stage: + late_weight * `max_sim` of the question's tokens against the passage's stored token
+    vectors (title included), again without a model call. `one_per_document` keeps only the best passage of
+    each document, so the passages read are distinct documents.
     """
 
     name = "hybrid"
 
     def __init__(self, store: IndexStore, encode_query: QueryEncoder, candidates: int = 50, fusion: str = "score",
                  alpha: float = 0.4, rrf_k: int = 60, rerank_depth: int = 20, rerank_weight: float = 2.0,
-                 rerank_coverage: float = 0.25, one_per_document: bool = False):
+                 rerank_coverage: float = 0.25, late_weight: float = 0.0, one_per_document: bool = False):
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         if fusion not in ("score", "rrf"):
@@ -123,6 +140,7 @@ class HybridRetriever:
         self.candidates, self.fusion, self.alpha, self.rrf_k = candidates, fusion, alpha, rrf_k
         self.encode_query = encode_query
         self.rerank_depth, self.rerank_weight, self.rerank_coverage = rerank_depth, rerank_weight, rerank_coverage
+        self.late_weight = late_weight
         self.one_per_document = one_per_document
 
     def _contributions(self, name: str, ranked: Ranked) -> list[float]:
@@ -150,6 +168,10 @@ class HybridRetriever:
             head = order[:self.rerank_depth]
             for row, best in zip(head, self.best_sentences(question, head)):
                 fused[row] += self.rerank_weight * best
+            if self.late_weight and self.store.tokens is not None:
+                q = self.encode_query.tokens(question)
+                for row in head:
+                    fused[row] += self.late_weight * max_sim(q, self.store.chunk_token_vectors(row)[0])
             order = sorted(head, key=lambda r: -fused[r]) + order[self.rerank_depth:]
         if self.one_per_document:
             seen: set[str] = set()

@@ -1,11 +1,13 @@
 """The on-disk index: SQLite for documents and chunks, FAISS for chunk vectors, .npy for sentence vectors,
-bm25s arrays for the lexical side, and a manifest naming the model and chunking settings.
+bm25s arrays for the lexical side, .npy token vectors for late interaction, and a manifest naming the model
+and chunking settings.
 
 Layout of an index directory::
 
     index/
       CURRENT            -> the name of the live version directory (replaced with os.replace: atomic)
-      v-<stamp>/         manifest.json, store.sqlite, chunks.faiss, sentences.npy, bm25/
+      v-<stamp>/         manifest.json, store.sqlite, chunks.faiss, sentences.npy, bm25/,
+                         tokens.npy, token_spans.npy, token_rows.npy
       .lock              serialises writers
 
 A write builds a complete new version directory beside the live one and only then repoints CURRENT, so a
@@ -31,7 +33,7 @@ import numpy as np
 from rag.errors import IndexIncompatible, IndexMissing
 from rag.types import Chunk, Document, Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: token vectors (an index of format 1 is re-embedded by the next `rag index`)
 CURRENT = "CURRENT"
 
 _SCHEMA = """
@@ -66,7 +68,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     def chunking_key(self) -> tuple:
-        return (self.chunk_tokens, self.chunk_overlap_tokens, self.embed_title, self.tokenizer)
+        return (self.chunk_tokens, self.chunk_overlap_tokens, self.embed_title, self.tokenizer, self.format_version)
 
 
 @dataclass
@@ -79,6 +81,12 @@ class IndexData:
     vectors: np.ndarray  # (n_chunks, d) float32, L2-normalised
     sentence_vectors: np.ndarray  # (n_sentences, d) float16, in chunk order
     bm25_tokens: list[list[str]] = field(default_factory=list)
+    # Late interaction: every chunk's contextual token vectors, in chunk order, and each token's characters in
+    # its document ([-1, -1] for the prepended title's tokens); chunk i owns rows token_rows[i]:token_rows[i+1].
+    # Empty: the index has none, and retrieval does without.
+    tokens: np.ndarray | None = None  # (n_tokens, d) unit vectors; stored as int8
+    token_spans: np.ndarray | None = None  # (n_tokens, 2) int32
+    token_rows: np.ndarray | None = None  # (n_chunks + 1,) int64
 
 
 def _fsync_dir(path: Path) -> None:
@@ -148,6 +156,15 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
             index.add(np.ascontiguousarray(data.vectors, dtype=np.float32))
         faiss.write_index(index, str(tmp / "chunks.faiss"))
         np.save(tmp / "sentences.npy", data.sentence_vectors.astype(np.float16), allow_pickle=False)
+        if data.tokens is not None:
+            if len(data.token_rows) != len(data.chunks) + 1 or data.token_rows[-1] != len(data.tokens) \
+                    or len(data.token_spans) != len(data.tokens):
+                raise ValueError("token vectors do not match the chunks")
+            # int8 (unit vectors times 127): half of float16, and recall@1 on ../shared/eval is the same to 3 digits
+            quantized = np.clip(np.rint(np.asarray(data.tokens, np.float32) * 127), -127, 127).astype(np.int8)
+            np.save(tmp / "tokens.npy", quantized, allow_pickle=False)
+            np.save(tmp / "token_spans.npy", data.token_spans.astype(np.int32), allow_pickle=False)
+            np.save(tmp / "token_rows.npy", data.token_rows.astype(np.int64), allow_pickle=False)
 
         if data.bm25_tokens and any(data.bm25_tokens):
             bm25 = bm25s.BM25()
@@ -192,13 +209,20 @@ class IndexStore:
         self._db = sqlite3.connect(f"file:{version_dir / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self.faiss = faiss.read_index(str(version_dir / "chunks.faiss"))
         self.sentence_vectors = np.load(version_dir / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        self.tokens = self.token_spans = self.token_rows = None
+        if (version_dir / "tokens.npy").exists():
+            self.tokens = np.load(version_dir / "tokens.npy", mmap_mode="r", allow_pickle=False)
+            self.token_spans = np.load(version_dir / "token_spans.npy", mmap_mode="r", allow_pickle=False)
+            self.token_rows = np.load(version_dir / "token_rows.npy", allow_pickle=False)
         self._bm25 = None
         self._chunk_cache: dict[int, Chunk] = {}
         self._sentence_row: dict[int, int] = {}
         self._doc_cache: dict[str, Document] = {}
 
     @classmethod
-    def open(cls, index_dir: Path, model_id: str | None = None) -> "IndexStore":
+    def open(cls, index_dir: Path, model_id: str | None = None, for_update: bool = False) -> "IndexStore":
+        """The live version. An index of an older format is refused for reading (`for_update` opens it for
+        `rag index`, which re-embeds it)."""
         version = current_version(index_dir)
         if version is None:
             raise IndexMissing(f"no index in {index_dir}; build one with `rag index PATH`")
@@ -208,6 +232,12 @@ class IndexStore:
                 f"the index in {index_dir} was built with the model {store.manifest.model_id!r}, "
                 f"but {model_id!r} is configured; rebuild it with `rag index --rebuild PATH` "
                 "or point --index-dir elsewhere"
+            )
+        if not for_update and store.manifest.format_version < FORMAT_VERSION:
+            raise IndexIncompatible(
+                f"the index in {index_dir} was built by an older version (format {store.manifest.format_version}, "
+                f"now {FORMAT_VERSION}: token vectors); run `rag index PATH` on its articles to re-embed them "
+                "(with no PATH, the bundled ones)"
             )
         return store
 
@@ -256,6 +286,13 @@ class IndexStore:
         chunk = self.chunks([row])[0]
         first = self._sentence_row[row]
         return np.asarray(self.sentence_vectors[first:first + len(chunk.sentences)], dtype=np.float32)
+
+    def chunk_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """One chunk's contextual token vectors (float32) and their document spans; None without any."""
+        if self.tokens is None:
+            return None
+        a, b = int(self.token_rows[row]), int(self.token_rows[row + 1])
+        return np.asarray(self.tokens[a:b], dtype=np.float32) / 127, np.asarray(self.token_spans[a:b])
 
     def all_chunks(self) -> list[tuple[int, Chunk]]:
         rows = [r for (r,) in self._db.execute("SELECT row FROM chunks ORDER BY row")]

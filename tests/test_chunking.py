@@ -62,6 +62,19 @@ def test_chunks_do_not_cross_dropped_boilerplate():
     assert all("Ad" not in c.text for c in chunks)
 
 
+def test_a_headline_only_section_makes_no_chunk_when_every_chunk_carries_the_title():
+    title = "العراق يعلن موعد استئناف المحادثات"
+    text = f"{title}\nتاريخ النشر: 9 فبراير\nأعلنت بغداد أن المحادثات تستأنف الأحد."
+    doc = Document(id="d", text=text, title=title)
+    kept = [Span(0, len(title)), Span(text.index("أعلنت"), len(text))]
+    cfg = ChunkingConfig(max_tokens=100, overlap_tokens=0)
+    assert [c.text for c in chunk_document(doc, kept, words, cfg, skip_title=True)] == [text[kept[1].start:]]
+    assert [c.text for c in chunk_document(doc, kept, words, cfg)] == [title, text[kept[1].start:]]
+    # An article that is nothing but its title keeps it: it would not be found otherwise.
+    alone = Document(id="t", text=title, title=title)
+    assert [c.text for c in chunk_document(alone, [Span(0, len(title))], words, cfg, skip_title=True)] == [title]
+
+
 def test_bundled_articles_chunk_without_boilerplate():
     report = load_paths([BUNDLED_ARTICLES])
     for doc in report.documents:

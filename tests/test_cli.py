@@ -172,6 +172,31 @@ def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
     assert "مسقط" in found[0]["text"]
 
 
+def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path):
+    from rag.store import current_version
+
+    corpus = tmp_path / "articles"
+    shutil.copytree(BUNDLED_ARTICLES, corpus)
+    index_dir = tmp_path / "index"
+    first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    version = current_version(index_dir)
+    manifest = json.loads((version / "manifest.json").read_text())
+    (version / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    for name in ("tokens.npy", "token_spans.npy", "token_rows.npy"):
+        (version / name).unlink()
+    # Reading it is refused with what to do (its answers would be scored without the token vectors) ...
+    question = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
+    refused = cli("ask", question, "--json", "--index-dir", index_dir)
+    assert refused.exit_code == 1 and "older version" in refused.output and "rag index" in refused.output
+    assert "Traceback" not in refused.output
+    # ... and `rag index` re-embeds every chunk, token vectors included, though no file changed.
+    again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
+    assert (current_version(index_dir) / "tokens.npy").exists()
+    answer = json.loads(cli("ask", question, "--json", "--index-dir", index_dir).stdout)
+    assert not answer["abstained"] and "الأحد" in " ".join(c["quote"] for c in answer["citations"])
+
+
 def test_bad_files_are_reported_and_skipped_while_the_rest_is_indexed(cli, tmp_path):
     corpus = tmp_path / "in"
     corpus.mkdir()

@@ -7,6 +7,7 @@ import pytest
 
 from rag.embeddings import Embedder
 from rag.errors import ModelUnavailable
+from rag.retrieval import max_sim
 
 SENTENCES = [
     "ارتفعت أسعار النفط اليوم بعد قرار أوبك خفض الإنتاج.",
@@ -80,6 +81,34 @@ def test_late_chunking_offsets_survive_stripping_and_truncation(embedder: Embedd
     passage, (sentences,) = embedder.encode_passages([long], [long_spans[:1] + long_spans[-1:] + [(5, 5)]])
     assert not np.allclose(sentences[0], passage[0], atol=1e-3)
     assert np.allclose(sentences[1], passage[0]) and np.allclose(sentences[2], passage[0])
+
+
+def test_token_vectors_come_from_the_same_forward_pass(embedder: Embedder) -> None:
+    text, spans = _passage(SENTENCES, lead="  ")
+    passages, sentences, (tokens,) = embedder.encode_late([text], [spans])
+    old_passages, old_sentences = embedder.encode_passages([text], [spans])
+    assert np.allclose(passages, old_passages, atol=1e-5) and np.allclose(sentences[0], old_sentences[0], atol=1e-5)
+    assert tokens.vectors.dtype == np.float16
+    assert np.allclose(np.linalg.norm(tokens.vectors.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    # No specials, no prompt tokens: one per token of the text, each span inside the text and in order.
+    assert len(tokens.vectors) == len(tokens.spans) == embedder.count_tokens([text])[0]
+    assert tokens.spans.min() >= 2 and tokens.spans.max() <= len(text)
+    assert (np.diff(tokens.spans[:, 0]) >= 0).all()  # a bare "▁" piece shares its word's start
+    covered = {i for s, e in tokens.spans for i in range(s, e)}
+    assert covered == {i for i, ch in enumerate(text) if not ch.isspace()}
+
+
+def test_question_tokens_and_max_sim_find_the_answer_sentence(embedder: Embedder) -> None:
+    question = "من فاز في مباراة المغرب وإسبانيا؟"
+    vectors, (q_tokens,) = embedder.encode_queries_with_tokens([question])
+    assert np.allclose(vectors, embedder.encode_queries([question]), atol=1e-5)
+    assert len(q_tokens) == embedder.count_tokens([question])[0] and _unit(q_tokens)
+    text, spans = _passage(SENTENCES)
+    _, _, (tokens,) = embedder.encode_late([text], [spans])
+    t = tokens.vectors.astype(np.float32)
+    per_sentence = [max_sim(q_tokens, t[(tokens.spans[:, 1] > s) & (tokens.spans[:, 0] < e)]) for s, e in spans]
+    assert int(np.argmax(per_sentence)) == 1
+    assert max_sim(q_tokens, t[:0]) == 0.0 and max_sim(q_tokens[:0], t) == 0.0
 
 
 def test_count_tokens(embedder: Embedder) -> None:

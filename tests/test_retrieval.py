@@ -10,7 +10,7 @@ import pytest
 
 from rag.answer import CONFIDENCE_FEATURES, AnswerConfig, ExtractiveAnswerer
 from rag.arabic import tokenize
-from rag.retrieval import HybridRetriever, idf
+from rag.retrieval import HybridRetriever, idf, max_sim
 
 TALKS = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 TALKS_DOC = "002_f7322d59d6e02373"
@@ -116,3 +116,51 @@ def test_the_second_sentence_is_the_best_ones_neighbour_within_the_wider_margin(
     alone = ExtractiveAnswerer(assistant.store, AnswerConfig(
         second_sentence_margin=0.0, neighbour_margin=0.0, abstain_threshold=0)).answer(q, v, hits)
     assert len(alone.citations) == 1 or alone.citations[0].score == alone.citations[1].score
+
+
+def test_late_interaction_adds_max_sim_against_the_stored_tokens(assistant):
+    without = {h.row: h.score for h in hybrid(assistant, rerank_weight=3.0, late_weight=0.0).search(TALKS, 20)}
+    hits = hybrid(assistant, rerank_weight=3.0, late_weight=5.0).search(TALKS, 5)
+    q_tokens = assistant.encode_query.tokens(TALKS)
+    for h in hits:
+        tokens, _ = assistant.store.chunk_token_vectors(h.row)
+        assert h.score == pytest.approx(without[h.row] + 5.0 * max_sim(q_tokens, tokens), abs=1e-5)
+    assert hits[0].chunk.doc_id == TALKS_DOC
+    # A question about the talks matches the talks' passage token by token better than an unrelated passage.
+    other = next(h for h in assistant.hybrid.search(ELSEWHERE, 20) if h.chunk.doc_id != TALKS_DOC)
+    assert max_sim(q_tokens, assistant.store.chunk_token_vectors(hits[0].row)[0]) > \
+        max_sim(q_tokens, assistant.store.chunk_token_vectors(other.row)[0])
+
+
+def test_stored_token_spans_point_into_their_chunk_or_the_title(assistant):
+    store = assistant.store
+    for row, chunk in store.all_chunks():
+        tokens, spans = store.chunk_token_vectors(row)
+        title = spans[:, 0] < 0
+        assert len(tokens) == len(spans) > 0 and (spans[title] == -1).all()
+        inside = spans[~title]
+        assert (inside[:, 0] >= chunk.start).all() and (inside[:, 1] <= chunk.end).all()
+        # Together the tokens cover the chunk's text (the tokenizer may drop a rare character).
+        text = store.document(chunk.doc_id).text
+        covered = {i for s, e in inside for i in range(s, e)}
+        visible = [i for i in range(chunk.start, chunk.end) if not text[i].isspace()]
+        assert sum(i not in covered for i in visible) <= 0.01 * len(visible)
+
+
+def test_answer_sentences_add_late_interaction_over_their_own_tokens(assistant):
+    hits = assistant.hybrid.search(TALKS, 5)
+    q = assistant.encode_query(TALKS)
+    plain = ExtractiveAnswerer(assistant.store, AnswerConfig(late_weight=0.0, abstain_threshold=0),
+                               query_tokens=assistant.encode_query.tokens)
+    late = ExtractiveAnswerer(assistant.store, AnswerConfig(late_weight=0.5, abstain_threshold=0),
+                              query_tokens=assistant.encode_query.tokens)
+    no_encoder = ExtractiveAnswerer(assistant.store, AnswerConfig(late_weight=0.5, abstain_threshold=0))
+    before = {(s.hit.row, s.span): s.score for s in plain.score_sentences(TALKS, q, hits)}
+    assert {(s.hit.row, s.span): s.score for s in no_encoder.score_sentences(TALKS, q, hits)} == before
+    q_tokens = assistant.encode_query.tokens(TALKS)
+    scored = late.score_sentences(TALKS, q, hits)
+    for s in scored:
+        tokens, spans = assistant.store.chunk_token_vectors(s.hit.row)
+        own = tokens[(spans[:, 1] > s.span.start) & (spans[:, 0] < s.span.end)]  # never the title's (-1, -1)
+        assert s.score == pytest.approx(before[(s.hit.row, s.span)] + 0.5 * max_sim(q_tokens, own), abs=1e-5)
+    assert "الأحد" in assistant.store.document(scored[0].hit.chunk.doc_id).text[scored[0].span.start:scored[0].span.end]

@@ -78,3 +78,38 @@ def test_a_new_version_replaces_the_old_and_old_directories_go(tmp_path):
     manifest = json.loads((versions[0] / "manifest.json").read_text())
     assert manifest["model_id"] == "test-model"
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
+
+
+def with_tokens(data: IndexData, counts=(3, 2)) -> IndexData:
+    rng = np.random.default_rng(1)
+    tokens = rng.normal(size=(sum(counts), DIM)).astype(np.float32)
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    spans = np.array([[-1, -1]] + [[i, i + 1] for i in range(sum(counts) - 1)], np.int32)  # a title token first
+    data.tokens, data.token_spans = tokens, spans
+    data.token_rows = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return data
+
+
+def test_token_vectors_roundtrip_per_chunk_as_int8(tmp_path):
+    data = with_tokens(make_data("النص الأول والنص الثاني"))
+    write_index(tmp_path, data)
+    store = IndexStore.open(tmp_path)
+    assert np.load(current_version(tmp_path) / "tokens.npy").dtype == np.int8
+    first, second = store.chunk_token_vectors(0), store.chunk_token_vectors(1)
+    assert first[0].shape == (3, DIM) and second[0].shape == (2, DIM)
+    np.testing.assert_allclose(np.vstack([first[0], second[0]]), data.tokens, atol=0.5 / 127 + 1e-6)
+    assert first[1].tolist() == [[-1, -1], [0, 1], [1, 2]] and second[1].tolist() == [[2, 3], [3, 4]]
+
+
+def test_an_index_without_token_vectors_still_opens(tmp_path):
+    write_index(tmp_path, make_data("نص"))
+    store = IndexStore.open(tmp_path)
+    assert store.tokens is None and store.chunk_token_vectors(0) is None
+
+
+def test_token_vectors_that_do_not_match_the_chunks_are_refused(tmp_path):
+    data = with_tokens(make_data("نص أطول قليلا"))
+    data.token_rows = np.array([0, 3], np.int64)  # one chunk's worth for two chunks
+    with pytest.raises(ValueError, match="token vectors"):
+        write_index(tmp_path, data)
+    assert current_version(tmp_path) is None
