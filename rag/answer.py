@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.arabic import detect_language
-from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
+from rag.retrieval import coverage, max_sim, sentence_terms, term_weights, token_similarities
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, Span
 
@@ -101,7 +101,9 @@ class ExtractiveAnswerer:
             vectors = self.store.chunk_sentence_vectors(hit.row)
             cosines = vectors @ query_vector.astype(np.float32)
             doc_text = self.store.document(hit.chunk.doc_id).text
-            tokens, token_spans = self.store.chunk_token_vectors(hit.row) if late else (None, None)
+            if late:  # one product per passage; each sentence reads its own tokens' columns
+                tokens, token_spans = self.store.chunk_token_vectors(hit.row)
+                similarities = token_similarities(q_tokens, tokens)
             for span, cos in zip(hit.chunk.sentences, cosines):
                 key = (hit.chunk.doc_id, span.start, span.end)
                 if key in seen:
@@ -115,7 +117,7 @@ class ExtractiveAnswerer:
                 match = 0.0
                 if late:
                     inside = (token_spans[:, 1] > span.start) & (token_spans[:, 0] < span.end)
-                    match = max_sim(q_tokens, tokens[inside])
+                    match = max_sim(q_tokens, similarities=similarities[:, inside])
                     score += self.config.late_weight * match
                 out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
