@@ -157,7 +157,9 @@ Fourth round (scratch harness over the same indexes, pooled):
     passage's max_sim 0.870, its lead over the second 0.871, the mean over the top 5 0.876, all three 0.877;
     not kept: small, and the top-5 mean describes the corpus as much as the answer (see the second round). With it, a deeper second stage changes nothing (depth 30 / 50:
     R@1 0.750, R@5 0.925) and 100 candidates per retriever with depth 50 give R@5 0.927 at 2.5 times the query
-    time (7.4 against 2.9 ms).
+    time (7.4 against 2.9 ms). The other weights re-checked with it (R@1 / R@5 against 0.750 / 0.925): fusion
+    alpha 0.3 / 0.5 / 0.6 0.746 / 0.925, 0.738 / 0.929, 0.731 / 0.925; rare-term coverage 0.1 / 0.5 0.738 /
+    0.926, 0.745 / 0.927; late / best-sentence weights 5 / 2.5, 6 / 3.5, 4 / 3 all 0.748 / 0.925.
   - answer redundancy (a sentence's non-question terms found in the other passages read, IDF-weighted; union,
     per passage, or against each passage's best sentence) added to the sentence score x 0.01-0.08:
     containment 0.741-0.762 against 0.764.
