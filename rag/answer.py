@@ -43,9 +43,9 @@ _HAS_NUMBER = re.compile(
 # Arabic questions read every feature of CONFIDENCE_FEATURES (see `ExtractiveAnswerer.features`): the best
 # sentence's similarity, share of the question's rare terms and late interaction (token-level match), that
 # share over its whole passage, the best passage cosine and its lead over the next passage, the best BM25
-# score per unit of question IDF and its lead. A question in another language shares no terms with Arabic articles and its e5 cosines run lower (by
-# a median 0.051 on 12 dev questions we translated to English: benchmarks/crosslingual.py), so it gets the
-# similarity-only model with that shift folded into the bias.
+# score per unit of question IDF and its lead. A question in another language shares no terms with Arabic
+# articles and its e5 cosines run lower (by a median 0.051 on 12 dev questions we translated to English:
+# benchmarks/crosslingual.py), so it gets the similarity-only model with that shift folded into the bias.
 CONFIDENCE_FEATURES = ("cos", "coverage", "late", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
                        "bm25_margin")
 CONFIDENCE_MODELS = {

@@ -187,13 +187,9 @@ class Embedder:
         matches against the stored passage tokens."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32), []
-        model, prompt = self.model, self._prompt("query")
-        with self._encode_lock:
-            outs = model.encode([_strip(t)[0] for t in texts], prompt=prompt, batch_size=self.settings.batch_size,
-                                output_value=None, show_progress_bar=False,
-                                processing_kwargs={"text": {"return_offsets_mapping": True}})
-        vectors = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
-        return vectors, [_normalise(_content_tokens(o, len(prompt))[0]) for o in outs]
+        prompt = self._prompt("query")
+        outs = self._forward([_strip(t)[0] for t in texts], prompt, self.settings.batch_size)
+        return _pooled(outs), [_normalise(_content_tokens(o, len(prompt))[0]) for o in outs]
 
     def _locked_batches(self, inputs: list[str], bs: int, encode) -> list:
         """Encode in model batches, longest first (little padding), taking the model lock per batch: a long
@@ -247,20 +243,25 @@ class Embedder:
             return np.zeros((0, self.dimension), np.float32), [], []
         prompt = self._prompt("passage", "document")
         stripped = [_strip(t) for t in texts]
-        model = self.model
-        outs = self._locked_batches(
-            [s for s, _ in stripped], bs,
-            lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
-                                       output_value=None,
-                                       processing_kwargs={"text": {"return_offsets_mapping": True}}))
-        passages = _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
+        outs = self._forward([s for s, _ in stripped], prompt, bs)
+        passages = _pooled(outs)
         sentences, tokens = [], []
         for out, passage, spans, (_, left) in zip(outs, passages, sentence_spans, stripped):
             vectors, raw = _content_tokens(out, len(prompt))
             starts, ends = raw[:, 0] - len(prompt) + left, raw[:, 1] - len(prompt) + left
             sentences.append(_sentence_vectors(vectors, starts, ends, passage, spans))
-            tokens.append(TokenVectors(_normalise(vectors).astype(np.float16), np.stack([starts, ends], axis=1).astype(np.int32)))
+            tokens.append(TokenVectors(_normalise(vectors).astype(np.float16),
+                                       np.stack([starts, ends], axis=1).astype(np.int32)))
         return passages, sentences, tokens
+
+    def _forward(self, inputs: list[str], prompt: str, bs: int) -> list[dict[str, Any]]:
+        """Everything one forward pass gives per text: the pooled vector, the token embeddings and their
+        character offsets (which index prompt + text)."""
+        model = self.model
+        return self._locked_batches(
+            inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
+                                                   output_value=None,
+                                                   processing_kwargs={"text": {"return_offsets_mapping": True}}))
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,10 @@ class TokenVectors:
 
     vectors: np.ndarray  # (t, d) float16
     spans: np.ndarray  # (t, 2) int32
+
+
+def _pooled(outs: list[dict[str, Any]]) -> np.ndarray:
+    return _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
 
 
 def _content_tokens(out: dict[str, Any], prompt_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,7 +83,7 @@ class IndexData:
     bm25_tokens: list[list[str]] = field(default_factory=list)
     # Late interaction: every chunk's contextual token vectors, in chunk order, and each token's characters in
     # its document ([-1, -1] for the prepended title's tokens); chunk i owns rows token_rows[i]:token_rows[i+1].
-    # Empty: the index has none, and retrieval does without.
+    # None: the index has none, and retrieval and answers do without.
     tokens: np.ndarray | None = None  # (n_tokens, d) unit vectors; stored as int8
     token_spans: np.ndarray | None = None  # (n_tokens, 2) int32
     token_rows: np.ndarray | None = None  # (n_chunks + 1,) int64
