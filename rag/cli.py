@@ -261,7 +261,7 @@ def cite(
         from rag.store import IndexStore
 
         parse_citation_id(citation_id)  # a malformed id fails before anything is loaded
-        view = lookup_citation(IndexStore.open(settings.index_dir), citation_id, context)
+        view = lookup_citation(IndexStore.open(settings.index_dir, older_format=True), citation_id, context)
         if json_output:
             out.print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2), markup=False)
             return
@@ -290,7 +290,7 @@ def docs(index_dir: IndexDir = None, json_output: JsonOut = False) -> None:
     def run():
         from rag.store import IndexStore
 
-        store = IndexStore.open(settings.index_dir)
+        store = IndexStore.open(settings.index_dir, older_format=True)
         documents = store.documents()
         if json_output:
             rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "url": d.url, "path": d.path,

@@ -145,7 +145,7 @@ def _counts(index_dir: Path) -> tuple[int, int]:
 def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
     if rebuild or current_version(index_dir) is None:
         return None
-    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, for_update=True)
+    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, older_format=True)
 
 
 def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],

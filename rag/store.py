@@ -220,9 +220,10 @@ class IndexStore:
         self._doc_cache: dict[str, Document] = {}
 
     @classmethod
-    def open(cls, index_dir: Path, model_id: str | None = None, for_update: bool = False) -> "IndexStore":
-        """The live version. An index of an older format is refused for reading (`for_update` opens it for
-        `rag index`, which re-embeds it)."""
+    def open(cls, index_dir: Path, model_id: str | None = None, older_format: bool = False) -> "IndexStore":
+        """The live version. An index of an older format is refused, since its answers would be scored without
+        what the new format adds; `older_format` opens it anyway, for `rag index` (which re-embeds it) and for
+        reading documents and citations, which every format holds."""
         version = current_version(index_dir)
         if version is None:
             raise IndexMissing(f"no index in {index_dir}; build one with `rag index PATH`")
@@ -233,7 +234,7 @@ class IndexStore:
                 f"but {model_id!r} is configured; rebuild it with `rag index --rebuild PATH` "
                 "or point --index-dir elsewhere"
             )
-        if not for_update and store.manifest.format_version < FORMAT_VERSION:
+        if not older_format and store.manifest.format_version < FORMAT_VERSION:
             raise IndexIncompatible(
                 f"the index in {index_dir} was built by an older version (format {store.manifest.format_version}, "
                 f"now {FORMAT_VERSION}: token vectors); run `rag index PATH` on its articles to re-embed them "

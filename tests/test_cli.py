@@ -189,6 +189,10 @@ def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tm
     refused = cli("ask", question, "--json", "--index-dir", index_dir)
     assert refused.exit_code == 1 and "older version" in refused.output and "rag index" in refused.output
     assert "Traceback" not in refused.output
+    # Listing its documents and opening a citation need no token vectors, so they still work ...
+    assert len(json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)) == 5
+    cited = json.loads(cli("cite", "002_f7322d59d6e02373:111-363", "--json", "--index-dir", index_dir).stdout)
+    assert "الأحد" in cited["quote"]
     # ... and `rag index` re-embeds every chunk, token vectors included, though no file changed.
     again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
