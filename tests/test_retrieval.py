@@ -164,3 +164,50 @@ def test_answer_sentences_add_late_interaction_over_their_own_tokens(assistant):
         own = tokens[(spans[:, 1] > s.span.start) & (spans[:, 0] < s.span.end)]  # never the title's (-1, -1)
         assert s.score == pytest.approx(before[(s.hit.row, s.span)] + 0.5 * max_sim(q_tokens, own), abs=1e-5)
     assert "الأحد" in assistant.store.document(scored[0].hit.chunk.doc_id).text[scored[0].span.start:scored[0].span.end]
+
+
+def test_a_sentence_repeated_in_a_near_duplicate_article_is_quoted_once(embedder, tmp_path):
+    from rag.chain import Assistant, build_index
+    from rag.config import BUNDLED_ARTICLES, get_settings
+
+    # The same story syndicated by another outlet, one sentence near its end reworded: its sentences score
+    # almost exactly as the original's, so without the rule the second citation is the first one again.
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    original = (BUNDLED_ARTICLES / f"{TALKS_DOC}.txt").read_text(encoding="utf-8")
+    (corpus / f"{TALKS_DOC}.txt").write_text(original, encoding="utf-8")
+    copy = original.replace("المصدر: الحرة", "المصدر: وكالات").replace(
+        "وتتهم وزارة الدفاع الأميركية (البنتاغون)", "وتتهم وزارة الدفاع في واشنطن")
+    assert copy.count("وكالات") == 1 and "في واشنطن الجماعة" in copy
+    (corpus / "syndicated.txt").write_text(copy, encoding="utf-8")
+    settings = get_settings().model_copy(update={"index_dir": tmp_path / "index"})
+    build_index([corpus], settings, embedder)
+    assistant = Assistant(settings, embedder=embedder)
+    v, hits = assistant.encode_query(TALKS), assistant.hybrid.search(TALKS, 5)
+    assert {h.chunk.doc_id for h in hits} == {TALKS_DOC, "syndicated"}
+
+    def quotes(**config) -> list[str]:  # the three best sentences, whatever their scores
+        answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(
+            max_sentences=3, second_sentence_margin=1.0, abstain_threshold=0, **config),
+            query_tokens=assistant.encode_query.tokens)
+        return [c.quote for c in answerer.answer(TALKS, v, hits).citations]
+
+    repeated = quotes(distinct_sentences=False)
+    assert len(repeated) == 3 and len(set(repeated)) == 2
+    distinct = quotes()
+    assert len(distinct) == 3 and len(set(distinct)) == 3
+    assert set(repeated) < set(distinct) and "الأحد" in " ".join(distinct)
+
+    answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(), query_tokens=assistant.encode_query.tokens)
+    scored = answerer.score_sentences(TALKS, v, hits)
+    text = {(s.hit.chunk.doc_id, s.span.start): assistant.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end]
+            for s in scored}
+
+    def find(doc: str, words: str):
+        return next(s for s in scored if s.hit.chunk.doc_id == doc and words in text[(doc, s.span.start)])
+
+    same = (find(TALKS_DOC, "تستأنف الأحد"), find("syndicated", "تستأنف الأحد"))
+    reworded = (find(TALKS_DOC, "وتتهم وزارة الدفاع"), find("syndicated", "وتتهم وزارة الدفاع"))
+    assert answerer.repeats(*same) and answerer.repeats(*reversed(same))
+    assert not answerer.repeats(*reworded)  # 7 of 10 terms shared: said differently enough to keep both
+    assert not answerer.repeats(same[0], reworded[0])
