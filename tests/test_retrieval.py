@@ -200,7 +200,8 @@ def test_a_sentence_repeated_in_a_near_duplicate_article_is_quoted_once(embedder
 
     answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(), query_tokens=assistant.encode_query.tokens)
     scored = answerer.score_sentences(TALKS, v, hits)
-    text = {(s.hit.chunk.doc_id, s.span.start): assistant.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end]
+    document = assistant.store.document
+    text = {(s.hit.chunk.doc_id, s.span.start): document(s.hit.chunk.doc_id).text[s.span.start:s.span.end]
             for s in scored}
 
     def find(doc: str, words: str):
