@@ -20,7 +20,8 @@ from rag.arabic import tokenize
 from rag.chunking import ChunkingConfig, chunk_document
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
-from rag.store import IndexData, IndexStore, Manifest, current_version, read_manifest, write_index, write_lock
+from rag.store import (IndexData, IndexStore, Manifest, current_version, quantize_tokens, read_manifest, write_index,
+                       write_lock)
 from rag.types import Chunk, Document, Skipped
 
 TOKENIZER_VERSION = "arabic-v1"
@@ -60,21 +61,23 @@ def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str,
 @dataclass
 class ChunkEmbeddings:
     """What one forward pass per chunk gives: the chunk vectors (n, d), their sentences' vectors (in chunk
-    order) and their tokens' vectors with document spans (flat, chunk i owning rows token_rows[i]:token_rows[i+1])."""
+    order) and their tokens' int8 vectors (`quantize_tokens`, in blocks) with document spans (flat, chunk i
+    owning rows token_rows[i]:token_rows[i+1])."""
 
     vectors: np.ndarray
     sentences: np.ndarray
-    tokens: np.ndarray
+    tokens: list[np.ndarray]
     token_spans: np.ndarray
     token_rows: np.ndarray
 
     @classmethod
     def one(cls, vector: np.ndarray, sentences: np.ndarray, tokens: np.ndarray, spans: np.ndarray) -> "ChunkEmbeddings":
-        return cls(vector.reshape(1, -1), sentences, tokens, spans, np.array([0, len(tokens)], np.int64))
+        """One chunk's; `tokens` int8 as stored (a view of an old index's file stays a view)."""
+        return cls(vector.reshape(1, -1), sentences, [tokens], spans, np.array([0, len(tokens)], np.int64))
 
     @classmethod
     def empty(cls, dim: int) -> "ChunkEmbeddings":
-        return cls(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float16), np.zeros((0, dim), np.float16),
+        return cls(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float16), [],
                    np.zeros((0, 2), np.int32), np.zeros(1, np.int64))
 
     @classmethod
@@ -83,7 +86,7 @@ class ChunkEmbeddings:
         counts = np.concatenate([np.diff(p.token_rows) for p in parts])
         return cls(np.vstack([p.vectors for p in parts]).astype(np.float32),
                    np.vstack([p.sentences for p in parts]).astype(np.float16),
-                   np.vstack([p.tokens for p in parts]).astype(np.float16),
+                   [block for p in parts for block in p.tokens],
                    np.vstack([p.token_spans for p in parts]).astype(np.int32),
                    np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
@@ -108,7 +111,7 @@ def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chu
         for c, offset, vec, sent, t in zip(part, offsets, vecs, sents, tokens):
             doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
             doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
-            parts.append(ChunkEmbeddings.one(vec, sent, t.vectors, doc_spans))
+            parts.append(ChunkEmbeddings.one(vec, sent, quantize_tokens(t.vectors), doc_spans))
         if progress:
             progress(min(i + group, len(chunks)), len(chunks))
     return ChunkEmbeddings.concat(parts, dim)
@@ -165,7 +168,7 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
             if chunk.doc_id in keep_ids:
                 kept_chunks.append(chunk)
                 kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row),
-                                                *old.chunk_token_vectors(row)))
+                                                *old.stored_token_vectors(row)))
     new_chunks: list[Chunk] = []
     for doc_id in sorted(set(final) - keep_ids):
         doc = final[doc_id]

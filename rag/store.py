@@ -83,10 +83,18 @@ class IndexData:
     bm25_tokens: list[list[str]] = field(default_factory=list)
     # Late interaction: every chunk's contextual token vectors, in chunk order, and each token's characters in
     # its document ([-1, -1] for the prepended title's tokens); chunk i owns rows token_rows[i]:token_rows[i+1].
-    # None: the index has none, and retrieval and answers do without.
-    tokens: np.ndarray | None = None  # (n_tokens, d) unit vectors; stored as int8
+    # The vectors come as int8 blocks (`quantize_tokens`), split anyhow, written one after the other: an update
+    # passes the unchanged chunks' blocks as views of the old index's memory-mapped file, so it never holds the
+    # whole index's token vectors in memory. None: the index has none, and retrieval and answers do without.
+    tokens: list[np.ndarray] | None = None  # int8 blocks of (t, d), unit vectors x 127
     token_spans: np.ndarray | None = None  # (n_tokens, 2) int32
     token_rows: np.ndarray | None = None  # (n_chunks + 1,) int64
+
+
+def quantize_tokens(vectors: np.ndarray) -> np.ndarray:
+    """Unit token vectors as stored: int8, times 127. Half of float16, and on ../shared/eval the rankings are
+    the same as float16's."""
+    return np.clip(np.rint(np.asarray(vectors, np.float32) * 127), -127, 127).astype(np.int8)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,12 +165,19 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
         faiss.write_index(index, str(tmp / "chunks.faiss"))
         np.save(tmp / "sentences.npy", data.sentence_vectors.astype(np.float16), allow_pickle=False)
         if data.tokens is not None:
-            if len(data.token_rows) != len(data.chunks) + 1 or data.token_rows[-1] != len(data.tokens) \
-                    or len(data.token_spans) != len(data.tokens):
+            n_tokens = sum(len(block) for block in data.tokens)
+            if len(data.token_rows) != len(data.chunks) + 1 or data.token_rows[-1] != n_tokens \
+                    or len(data.token_spans) != n_tokens \
+                    or any(b.dtype != np.int8 or b.shape[1:] != (data.manifest.dimension,) for b in data.tokens):
                 raise ValueError("token vectors do not match the chunks")
-            # int8 (unit vectors times 127): half of float16, and recall@1 on ../shared/eval is the same to 3 digits
-            quantized = np.clip(np.rint(np.asarray(data.tokens, np.float32) * 127), -127, 127).astype(np.int8)
-            np.save(tmp / "tokens.npy", quantized, allow_pickle=False)
+            stored = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.int8,
+                                               shape=(n_tokens, data.manifest.dimension))
+            at = 0
+            for block in data.tokens:
+                stored[at:at + len(block)] = block
+                at += len(block)
+            stored.flush()
+            del stored
             np.save(tmp / "token_spans.npy", data.token_spans.astype(np.int32), allow_pickle=False)
             np.save(tmp / "token_rows.npy", data.token_rows.astype(np.int64), allow_pickle=False)
 
@@ -290,10 +305,16 @@ class IndexStore:
 
     def chunk_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         """One chunk's contextual token vectors (float32) and their document spans; None without any."""
+        stored = self.stored_token_vectors(row)
+        return None if stored is None else (stored[0].astype(np.float32) / 127, stored[1])
+
+    def stored_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """As `chunk_token_vectors`, but the int8 vectors as stored: a view of the memory-mapped file, which
+        an update writes into the next version without reading the rest of the index into memory."""
         if self.tokens is None:
             return None
         a, b = int(self.token_rows[row]), int(self.token_rows[row + 1])
-        return np.asarray(self.tokens[a:b], dtype=np.float32) / 127, np.asarray(self.token_spans[a:b])
+        return self.tokens[a:b], np.asarray(self.token_spans[a:b])
 
     def all_chunks(self) -> list[tuple[int, Chunk]]:
         rows = [r for (r,) in self._db.execute("SELECT row FROM chunks ORDER BY row")]

@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.arabic import normalize
 from rag.config import BUNDLED_ARTICLES
+from rag.store import IndexStore
 
 pytestmark = pytest.mark.e2e
 
@@ -159,6 +161,16 @@ def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
     assert again["chunks_embedded"] == 0 and not again["written"]
     assert len(again["unchanged"]) == 5
 
+    def stored_tokens() -> dict[tuple[str, int], tuple[bytes, bytes]]:  # per chunk: its int8 vectors and spans
+        store = IndexStore.open(index_dir)
+        out = {}
+        for row, chunk in store.all_chunks():
+            vectors, spans = store.stored_token_vectors(row)
+            out[(chunk.doc_id, chunk.ordinal)] = (np.asarray(vectors).tobytes(), spans.tobytes())
+        store.close()
+        return out
+
+    before = stored_tokens()
     changed = corpus / "004_8c9efbd2f6262e81.txt"
     changed.write_text(changed.read_text(encoding="utf-8") + "\nوأعلن الطرفان عن جولة ثالثة في مسقط.\n", encoding="utf-8")
     (corpus / "001_5ff42c8ba2e3807b.txt").unlink()
@@ -166,6 +178,11 @@ def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
     assert third["updated"] == ["004_8c9efbd2f6262e81"]
     assert third["removed"] == ["001_5ff42c8ba2e3807b"]
     assert 0 < third["chunks_embedded"] < first["chunks_embedded"]
+    # The unchanged articles' token vectors are carried over as stored, byte for byte, into their new rows.
+    after = stored_tokens()
+    unchanged = {key for key in before if key[0] not in ("004_8c9efbd2f6262e81", "001_5ff42c8ba2e3807b")}
+    assert unchanged and unchanged <= set(after)
+    assert all(after[key] == before[key] for key in unchanged)
     docs = json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)
     assert len(docs) == 4
     found = json.loads(cli("search", "جولة ثالثة في مسقط", "--json", "-k", "1", "--index-dir", index_dir).stdout)

@@ -7,7 +7,7 @@ import pytest
 
 import rag.store as store_module
 from rag.errors import IndexIncompatible, IndexMissing
-from rag.store import IndexData, IndexStore, Manifest, current_version, write_index
+from rag.store import IndexData, IndexStore, Manifest, current_version, quantize_tokens, write_index
 from rag.types import Chunk, Document, Span
 
 DIM = 8
@@ -85,7 +85,7 @@ def with_tokens(data: IndexData, counts=(3, 2)) -> IndexData:
     tokens = rng.normal(size=(sum(counts), DIM)).astype(np.float32)
     tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
     spans = np.array([[-1, -1]] + [[i, i + 1] for i in range(sum(counts) - 1)], np.int32)  # a title token first
-    data.tokens, data.token_spans = tokens, spans
+    data.tokens, data.token_spans = [quantize_tokens(tokens[:2]), quantize_tokens(tokens[2:])], spans  # any split
     data.token_rows = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return data
 
@@ -97,8 +97,19 @@ def test_token_vectors_roundtrip_per_chunk_as_int8(tmp_path):
     assert np.load(current_version(tmp_path) / "tokens.npy").dtype == np.int8
     first, second = store.chunk_token_vectors(0), store.chunk_token_vectors(1)
     assert first[0].shape == (3, DIM) and second[0].shape == (2, DIM)
-    np.testing.assert_allclose(np.vstack([first[0], second[0]]), data.tokens, atol=0.5 / 127 + 1e-6)
+    np.testing.assert_allclose(np.vstack([first[0], second[0]]), np.vstack(data.tokens) / 127, atol=1e-6)
+    assert store.stored_token_vectors(1)[0].dtype == np.int8
+    np.testing.assert_array_equal(store.stored_token_vectors(1)[0], np.vstack(data.tokens)[3:])
     assert first[1].tolist() == [[-1, -1], [0, 1], [1, 2]] and second[1].tolist() == [[2, 3], [3, 4]]
+
+
+def test_token_vectors_are_quantized_to_int8_within_half_a_step():
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(50, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    stored = quantize_tokens(vectors)
+    assert stored.dtype == np.int8 and np.abs(stored).max() <= 127
+    np.testing.assert_allclose(stored / 127, vectors, atol=0.5 / 127 + 1e-6)
 
 
 def test_an_index_without_token_vectors_still_opens(tmp_path):
@@ -112,4 +123,8 @@ def test_token_vectors_that_do_not_match_the_chunks_are_refused(tmp_path):
     data.token_rows = np.array([0, 3], np.int64)  # one chunk's worth for two chunks
     with pytest.raises(ValueError, match="token vectors"):
         write_index(tmp_path, data)
+    unquantized = with_tokens(make_data("نص أطول قليلا"))
+    unquantized.tokens = [block / 127 for block in unquantized.tokens]  # float vectors, not the stored int8
+    with pytest.raises(ValueError, match="token vectors"):
+        write_index(tmp_path, unquantized)
     assert current_version(tmp_path) is None
