@@ -405,9 +405,11 @@ def detect_language(text: str) -> str:
 # Sentences
 # --------------------------------------------------------------------------------------------
 
-_TERMINATORS = ".!?؟؛…۔"
+# Not the Arabic semicolon "؛": like ";", it joins clauses of one sentence ("عندها شقيقان؛ أحمد ومحمد"), and
+# quoting the clause before it alone cut the answer off (containment 0.779 -> 0.788 on ../shared/eval without it).
+_TERMINATORS = ".!?؟…۔"
 # a run of terminators, or a line break
-_BOUNDARY_RE = re.compile(r"[.!?؟؛…۔]+|[\n\r\u2028\u2029]+")
+_BOUNDARY_RE = re.compile(r"[.!?؟…۔]+|[\n\r\u2028\u2029]+")
 # always closing when right after a terminator
 _CLOSERS = "”»›’)]}"
 # closing only when followed by space / end / another closer (else they open the next sentence)
@@ -454,7 +456,7 @@ def _dot_is_boundary(text: str, i: int, j: int, lo: int, hi: int) -> bool:
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     """Sentence spans of text[start:end], with absolute offsets into `text`.
 
-    A sentence ends at a run of . ! ? ؟ ؛ … (ended once: "!!", "؟!", "..."), taken together with
+    A sentence ends at a run of . ! ? ؟ … (ended once: "!!", "؟!", "..."), taken together with
     any closing quote or bracket right after it (”  »  )  "), and at every line break. It ends
     also when the next sentence follows with no space ("لطهران.ويقال"), but a dot does not end
     one inside a number ("2.5", "1.5 مليون"), after a one-letter word or initials ("U.S.",

@@ -61,7 +61,7 @@ class Manifest:
     chunk_tokens: int
     chunk_overlap_tokens: int
     embed_title: bool
-    tokenizer: str  # version of the lexical tokenizer rules (rag.arabic)
+    tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
     documents: int = 0
     chunks: int = 0
     created: float = 0.0

@@ -218,6 +218,27 @@ def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tm
     assert not answer["abstained"] and "الأحد" in " ".join(c["quote"] for c in answer["citations"])
 
 
+def test_an_index_split_under_older_sentence_rules_is_re_embedded(cli, tmp_path):
+    from rag.store import current_version
+
+    corpus = tmp_path / "articles"
+    shutil.copytree(BUNDLED_ARTICLES, corpus)
+    index_dir = tmp_path / "index"
+    first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    version = current_version(index_dir)
+    manifest = json.loads((version / "manifest.json").read_text())
+    (version / "manifest.json").write_text(json.dumps({**manifest, "tokenizer": "arabic-v1"}))
+    again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
+    # "؛" joins the clauses of one sentence: the passage quotes it whole
+    store = IndexStore.open(index_dir)
+    text = store.document("001_5ff42c8ba2e3807b").text
+    sentences = [text[s.start:s.end] for _, c in store.all_chunks() if c.doc_id == "001_5ff42c8ba2e3807b"
+                 for s in c.sentences]
+    store.close()
+    assert any("سورية؛ جاءت رداً" in s for s in sentences)
+
+
 def test_bad_files_are_reported_and_skipped_while_the_rest_is_indexed(cli, tmp_path):
     corpus = tmp_path / "in"
     corpus.mkdir()
