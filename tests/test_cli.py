@@ -189,7 +189,9 @@ def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
     assert "مسقط" in found[0]["text"]
 
 
-def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path):
+def index_written_by_an_older_version(cli, tmp_path, **manifest_fields) -> tuple[Path, Path, dict, Path]:
+    """The bundled articles indexed, then the manifest rewritten as an older version would have left it:
+    (corpus, index dir, the first `rag index` report, the version directory)."""
     from rag.store import current_version
 
     corpus = tmp_path / "articles"
@@ -198,7 +200,14 @@ def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tm
     first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     version = current_version(index_dir)
     manifest = json.loads((version / "manifest.json").read_text())
-    (version / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    (version / "manifest.json").write_text(json.dumps({**manifest, **manifest_fields}))
+    return corpus, index_dir, first, version
+
+
+def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path):
+    from rag.store import current_version
+
+    corpus, index_dir, first, version = index_written_by_an_older_version(cli, tmp_path, format_version=1)
     for name in ("tokens.npy", "token_spans.npy", "token_rows.npy"):
         (version / name).unlink()
     # Reading it is refused with what to do (its answers would be scored without the token vectors) ...
@@ -219,15 +228,7 @@ def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tm
 
 
 def test_an_index_split_under_older_sentence_rules_is_re_embedded(cli, tmp_path):
-    from rag.store import current_version
-
-    corpus = tmp_path / "articles"
-    shutil.copytree(BUNDLED_ARTICLES, corpus)
-    index_dir = tmp_path / "index"
-    first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
-    version = current_version(index_dir)
-    manifest = json.loads((version / "manifest.json").read_text())
-    (version / "manifest.json").write_text(json.dumps({**manifest, "tokenizer": "arabic-v1"}))
+    corpus, index_dir, first, _ = index_written_by_an_older_version(cli, tmp_path, tokenizer="arabic-v1")
     again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
     # "؛" joins the clauses of one sentence: the passage quotes it whole
