@@ -162,7 +162,7 @@ class ExtractiveAnswerer:
         least 90% of their terms (Jaccard), as a sentence does in a lightly edited copy of its paragraph."""
         ta = self.store.document(a.hit.chunk.doc_id).text[a.span.start:a.span.end]
         tb = self.store.document(b.hit.chunk.doc_id).text[b.span.start:b.span.end]
-        na, nb = normalize(ta).strip(), normalize(tb).strip()
+        na, nb = normalize(ta), normalize(tb)
         if na in nb or nb in na:
             return True
         terms_a, terms_b = sentence_terms(ta), sentence_terms(tb)
@@ -180,10 +180,10 @@ class ExtractiveAnswerer:
         for s in scored[1:]:
             if len(chosen) >= self.config.max_sentences or s.score < best.score - widest:
                 break
-            if self.config.distinct_sentences and any(self.repeats(s, c) for c in chosen):
-                continue
             margin = widest if self.adjacent(s, best) else self.config.second_sentence_margin
-            if s.score >= best.score - margin:
+            if s.score < best.score - margin:
+                continue
+            if not (self.config.distinct_sentences and any(self.repeats(s, c) for c in chosen)):
                 chosen.append(s)
         # Read in the article's order: same document by position, documents by their best rank.
         chosen.sort(key=lambda s: (s.hit.rank if s.hit.chunk.doc_id != best.hit.chunk.doc_id else 0,
