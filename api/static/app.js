@@ -44,7 +44,7 @@ function describe(detail) {
   return String(detail ?? "");
 }
 
-async function api(path, options = {}, retried = false) {
+async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   const key = localStorage.getItem(KEY_KEY);
   if (key) headers.set("Authorization", `Bearer ${key}`);
@@ -55,9 +55,10 @@ async function api(path, options = {}, retried = false) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, t("unreachable"), "NetworkError");
   }
-  if (response.status === 401 && !retried) {
+  if (response.status === 401) { // ask until the key works or the reader cancels
     const body = await response.json().catch(() => ({}));
-    if (await askForKey(describe(body.detail))) return api(path, options, true);
+    if (await askForKey(describe(body.detail))) return api(path, options);
+    throw new ApiError(401, describe(body.detail), body.error || "");
   }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
