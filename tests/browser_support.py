@@ -109,7 +109,7 @@ class ReplayServer:
     mid-stream, then releases it. The page's own /chat is sent here by page.route()."""
 
     def __init__(self):
-        self.scripts: dict[str, tuple[list[bytes], int | None, threading.Event]] = {}
+        self.scripts: dict[str, tuple[list[bytes], int | None, threading.Event, float]] = {}
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -118,7 +118,7 @@ class ReplayServer:
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                chunks, hold, release = replay.scripts[self.path.rsplit("/", 1)[-1]]
+                chunks, hold, release, pause = replay.scripts[self.path.rsplit("/", 1)[-1]]
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream; charset=utf-8")
                 self.send_header("Cache-Control", "no-cache")
@@ -129,7 +129,7 @@ class ReplayServer:
                             release.wait(60)
                         self.wfile.write(chunk)
                         self.wfile.flush()
-                        time.sleep(0.03)  # separate network reads, not one coalesced packet
+                        time.sleep(pause)  # separate network reads, not one coalesced packet
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the page stopped reading (Stop): what a real client does
 
@@ -139,16 +139,16 @@ class ReplayServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def add(self, name: str, chunks: list[bytes], hold: int | None = None) -> threading.Event:
+    def add(self, name: str, chunks: list[bytes], hold: int | None = None, pause: float = 0.03) -> threading.Event:
         release = threading.Event()
-        self.scripts[name] = (chunks, hold, release)
+        self.scripts[name] = (chunks, hold, release, pause)
         return release
 
     def route(self, page, name: str) -> None:
         page.route("**/chat", lambda route: route.continue_(url=f"{self.url}/replay/{name}"))
 
     def close(self) -> None:
-        for _, _, release in self.scripts.values():
+        for _, _, release, _ in self.scripts.values():
             release.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -75,13 +75,13 @@ def test_a_real_stream_cut_every_five_bytes_renders_the_same_text_and_chips(page
     raw, answer = recorded
     head, tail = raw[:raw.rindex(b"event: answer")], raw[raw.rindex(b"event: answer"):]
     chunks = [head[i:i + 5] for i in range(0, len(head), 5)]  # splits markers, Arabic letters and "\r\n"
-    release = replay.add("every5", chunks + [tail], hold=len(chunks))
+    release = replay.add("every5", chunks + [tail], hold=len(chunks), pause=0.002)
     page = pages.new()
     wait_ready(page)
     replay.route(page, "every5")
     article = send(page, RESUME_Q)
     body = article.locator(".answer-body")
-    expect(body).to_have_text(shown(answer["answer"]), timeout=30_000)  # mid-stream: all tokens in, no answer yet
+    expect(body).to_have_text(shown(answer["answer"]), timeout=60_000)  # mid-stream: all tokens in, no answer yet
     expect(article).to_have_attribute("data-status", "streaming")
     expect(article).to_have_attribute("aria-busy", "true")
     assert "\ufffd" not in body.text_content()
