@@ -142,7 +142,7 @@ class FeedbackIn(Strict):
     rating: Literal["up", "down"]
     question: Text = Field(min_length=1, max_length=10_000, description="the question as asked")
     answer: Text = Field(max_length=50_000, description="the answer text that was rated")
-    citations: list[Annotated[str, Field(max_length=300)]] = Field([], max_length=100,
+    citations: list[Annotated[Text, Field(max_length=300)]] = Field([], max_length=100,
                                                                   description="its citation ids")
     session_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     mode: Literal["", "extractive", "generative"] = ""

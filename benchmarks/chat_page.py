@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +25,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from api_load import start_server  # noqa: E402 - a real `rag serve` on a free loopback port
 
 QUESTIONS = [
     "متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "من أعلن موعد استئناف المحادثات مع واشنطن؟",
@@ -71,28 +71,6 @@ ASK_IN_PAGE = """async (question) => {
     document.querySelector('[data-testid=send]').click();
   });
 }"""
-
-
-def start_server(index_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    rag = Path(sys.executable).parent / "rag"
-    proc = subprocess.Popen([str(rag), "serve", "--port", str(port), "--index-dir", str(index_dir)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, "RAG_API_KEY": ""})
-    deadline = time.monotonic() + 900  # a fresh index of the bundled articles is built first
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"rag serve exited: see {log}")
-        try:
-            if httpx.get(url + "/health", timeout=5).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("rag serve did not become ready")
 
 
 def over_httpx(client: httpx.Client, question: str) -> dict:

@@ -41,6 +41,28 @@ new MutationObserver(() => {
 
 
 @pytest.fixture(scope="module")
+def server(bundled_index, embedder, tmp_path_factory, request):
+    """The API and the page on the module's own copy of the bundled index, with the real model."""
+    from api.main import create_app
+    from conftest import LiveServer
+
+    settings = copy_index(bundled_index, tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1])
+    live = LiveServer(create_app(settings, embedder=embedder)).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def pages(browser, server):
+    """Pages on the module's server; the test fails on a script error or a request off the server."""
+    pages = Pages(browser, server.url)
+    yield pages
+    pages.close()
+    assert not pages.errors, f"script errors on the page: {pages.errors}"
+    assert not pages.external, f"requests off the server: {pages.external}"
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: apt-get install -y chromium fonts-noto-core (make test does)")

@@ -14,35 +14,17 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from browser_support import ANSWER, CHIP, PANEL, SPAN, Pages, ask, browser, copy_index, shot, wait_ready  # noqa: F401
-from conftest import LiveServer
+# the module's browser, server and pages fixtures
+from browser_support import ANSWER, CHIP, PANEL, SPAN, ask, browser, pages, server, shot, wait_ready  # noqa: F401
 
 TALKS_DOC = "002_f7322d59d6e02373"
 RESUME_Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 
 
 @pytest.fixture(scope="module")
-def server(bundled_index, embedder, tmp_path_factory):
-    from api.main import create_app
-
-    live = LiveServer(create_app(copy_index(bundled_index, tmp_path_factory, "page"), embedder=embedder)).start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
 def http(server):
     with httpx.Client(base_url=server.url, timeout=120) as client:
         yield client
-
-
-@pytest.fixture
-def pages(browser, server):
-    pages = Pages(browser, server.url)
-    yield pages
-    pages.close()
-    assert not pages.errors, f"script errors on the page: {pages.errors}"
-    assert not pages.external, f"requests off the server: {pages.external}"
 
 
 def chip_ids(answer) -> list[str]:
@@ -141,6 +123,12 @@ def test_an_english_page_and_question(pages):
     assert chip_ids(answer)
     assert answer.get_attribute("dir") == "rtl"  # it quotes the Arabic article: its block is RTL on an LTR page
     shot(page, "english-page")
+    page.locator("#lang-toggle").click()  # the toggle, kept across a reload
+    assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]
+    expect(page.locator("[data-testid=send]")).to_have_text("إرسال")
+    page.goto("/")
+    assert page.evaluate("document.documentElement.dir") == "rtl"
+    expect(page.locator(ANSWER)).to_have_count(1)
 
 
 @pytest.mark.parametrize("question, words", [("ما هي عاصمة منغوليا؟", "لم أجد"),
@@ -199,6 +187,11 @@ def test_upload_ask_and_remove_an_article(pages, http):
     articles.locator("#upload-form button").click()
     expect(articles.locator("#articles-status")).to_contain_text("lunar-garden")
     expect(articles.locator("#articles-list li")).to_have_count(6)
+    articles.locator(".link[data-doc-id='lunar-garden']").click()  # open it: the whole text, nothing marked
+    panel = page.locator(PANEL)
+    expect(panel.locator("#panel-title")).to_have_text("A greenhouse on the Moon grows its first tomatoes")
+    expect(panel.locator("#panel-text")).to_contain_text("Shackleton crater")
+    assert panel.locator("#panel-text").get_attribute("dir") == "ltr" and panel.locator("mark").count() == 0
     page.keyboard.press("Escape")
 
     answer = ask(page, "When did the greenhouse on the Moon harvest its first tomatoes?")
@@ -303,6 +296,8 @@ def test_no_serious_accessibility_violations(pages, scheme):
             page.keyboard.press("Escape")
             page.locator("#articles-open").click()
             page.locator("details.add summary").click()
+        if state == "panel":
+            shot(page, f"panel-{scheme}")
         results = axe.run(page)
         bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]
                if v["impact"] in ("serious", "critical")]

@@ -13,20 +13,11 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from browser_support import (ANSWER, CHIP, SPAN, Pages, ReplayServer, browser, copy_index, sse_event,  # noqa: F401
-                             wait_ready)
+from browser_support import (ANSWER, CHIP, SPAN, Pages, ReplayServer, browser, copy_index, pages, server,  # noqa: F401
+                             sse_event, wait_ready)
 from conftest import LiveServer
 
 RESUME_Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
-
-
-@pytest.fixture(scope="module")
-def server(bundled_index, embedder, tmp_path_factory):
-    from api.main import create_app
-
-    live = LiveServer(create_app(copy_index(bundled_index, tmp_path_factory, "streams"), embedder=embedder)).start()
-    yield live
-    live.stop()
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +36,6 @@ def recorded(server):
     import json
 
     return raw, json.loads(answer[6:])
-
-
-@pytest.fixture
-def pages(browser, server):
-    pages = Pages(browser, server.url)
-    yield pages
-    pages.close()
-    assert not pages.errors, f"script errors on the page: {pages.errors}"
-    assert not pages.external, f"requests off the server: {pages.external}"
 
 
 def send(page, text: str = "سؤال"):
@@ -304,3 +286,31 @@ def test_with_an_api_key_the_page_asks_for_it_once(browser, bundled_index, embed
         pages.close()
         keyed.stop()
     assert not pages.errors and not pages.external
+
+
+def test_auto_scroll_follows_only_while_the_reader_is_at_the_bottom(pages, replay, recorded):
+    words = [f"كلمة{i} " for i in range(400)]
+    for name in ("follow", "stay"):
+        chunks, last = synthetic(recorded, words[:200], "".join(words))
+        release = replay.add(name, chunks + [sse_event("token", {"text": "".join(words[200:])}), last],
+                             hold=len(chunks))
+        page = pages.new(viewport={"width": 800, "height": 500})
+        wait_ready(page)
+        replay.route(page, name)
+        article = send(page)
+        expect(article.locator(".answer-body")).to_contain_text("كلمة199", timeout=30_000)
+        bottom = "window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48"
+        assert page.evaluate(bottom)  # the reader just asked: the page follows
+        if name == "stay":
+            page.mouse.wheel(0, -2000)  # the reader scrolls up to read
+            page.wait_for_timeout(200)
+        top = page.evaluate("window.scrollY")
+        release.set()
+        expect(article).to_have_attribute("data-status", "done")
+        if name == "follow":
+            assert page.evaluate(bottom) and page.evaluate("window.scrollY") > top
+        else:
+            assert page.evaluate("window.scrollY") == top  # left where the reader is
+        # and no live region reads the tokens: the answer is no part of one; one message says it is done
+        assert article.evaluate("a => a.closest('[aria-live]')") is None
+        expect(page.locator("#announcer")).to_contain_text("كلمة399")
