@@ -262,6 +262,7 @@ def test_feedback_and_copy(pages, http):
     copied = page.evaluate("navigator.clipboard.readText()")
     assert RESUME_Q in copied and all(cid in copied for cid in chip_ids(answer))
     answer.locator(CHIP).first.click()
+    expect(page.locator(SPAN)).to_be_visible()
     page.locator("#copy-cid").click()
     assert page.evaluate("navigator.clipboard.readText()") == chip_ids(answer)[0]
 

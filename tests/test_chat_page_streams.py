@@ -69,6 +69,9 @@ def test_a_real_stream_cut_every_five_bytes_renders_the_same_text_and_chips(page
     assert "\ufffd" not in body.text_content()
     assert [c.get_attribute("data-citation-id") for c in article.locator(CHIP).all()] == \
         [c["id"] for c in answer["citations"]]
+    article.locator(CHIP).first.click()  # a chip opens its span while the answer is still streaming
+    expect(page.locator(SPAN)).to_have_text(answer["citations"][0]["quote"])
+    page.keyboard.press("Escape")
     release.set()
     expect(article).to_have_attribute("data-status", "done")
     expect(body).to_have_text(shown(answer["answer"]))
@@ -307,6 +310,7 @@ def test_auto_scroll_follows_only_while_the_reader_is_at_the_bottom(pages, repla
         top = page.evaluate("window.scrollY")
         release.set()
         expect(article).to_have_attribute("data-status", "done")
+        page.wait_for_timeout(300)  # the page follows on the next frame
         if name == "follow":
             assert page.evaluate(bottom) and page.evaluate("window.scrollY") > top
         else:

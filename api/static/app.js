@@ -159,8 +159,11 @@ function el(tag, attrs = {}, ...children) {
 
 function setDir(node, text) {
   const dir = directionOf(text);
-  if (dir) { node.dir = dir; node.lang = dir === "rtl" ? "ar" : "en"; } else node.removeAttribute("dir");
+  if (!dir) { node.removeAttribute("dir"); return; }
+  if (node.dir !== dir) { node.dir = dir; node.lang = dir === "rtl" ? "ar" : "en"; } // unchanged: no restyle
 }
+
+const chipCitation = new WeakMap(); // chip -> the server's citation it stands for
 
 // Writes pieces ({text} / {marker}) into a container: paragraphs on blank lines, each with its own direction
 // from its own text; each marker a chip in its own <bdi>, bound to the server's citation with that number.
@@ -221,6 +224,7 @@ class AnswerBody {
 
   bind(button) {
     const c = this.citations.get(Number(button.dataset.n));
+    if (c) chipCitation.set(button, c);
     if (!c) { button.classList.add("pending"); button.setAttribute("aria-label", t("sourcePending", button.dataset.n)); return; }
     button.classList.remove("pending");
     button.dataset.citationId = c.id;
@@ -242,16 +246,21 @@ function answerShell() {
     el("div", { class: "answer-head" }), el("div", { class: "answer-body" }), el("div", { class: "answer-foot" }));
 }
 
-// The final form of an answer, from the answer object the server sent last (or a stored turn).
-function renderFinal(article, turn) {
+// The final form of an answer, from the answer object the server sent last (or a stored turn). What was
+// streamed stays when it already is that form: the same text, every chip bound to the final citation.
+function renderFinal(article, turn, streamed = null) {
   const a = turn.answer;
   const body = article.querySelector(".answer-body");
-  body.replaceChildren();
   const citations = new Map((a?.citations || []).map((c) => [c.n, c]));
-  const writer = new AnswerBody(body, citations);
   const text = a ? a.answer : turn.partial || "";
-  // a marker that names no citation the server sent stays text
-  writer.write(splitMarkers(text).map((p) => (p.marker !== undefined && !citations.has(p.marker) ? { text: `[${p.marker}]` } : p)));
+  const same = streamed && a && streamed.text === text &&
+    streamed.chips.every((b) => chipCitation.get(b) && chipCitation.get(b).id === citations.get(Number(b.dataset.n))?.id);
+  if (!same) {
+    body.replaceChildren();
+    const writer = new AnswerBody(body, citations);
+    // a marker that names no citation the server sent stays text
+    writer.write(splitMarkers(text).map((p) => (p.marker !== undefined && !citations.has(p.marker) ? { text: `[${p.marker}]` } : p)));
+  }
   setDir(article, text.replace(/\[[^\]]*\]/g, ""));
   article.dataset.status = turn.status === "error" ? "error" : "done";
   article.dataset.abstained = String(Boolean(a?.abstained));
@@ -317,8 +326,24 @@ function renderAll() {
 }
 
 // -- auto-scroll, only while the reader is at the bottom ---------------------------------------------------------
+// Whether the reader is at the bottom is read on their scrolls only, and the page follows once per frame: no
+// layout is forced per token.
 const atBottom = () => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
-function follow(wasAtBottom) { if (wasAtBottom) window.scrollTo({ top: document.documentElement.scrollHeight }); }
+let following = true, frame = 0, ours = -1;
+window.addEventListener("scroll", () => {
+  // a scroll event arrives a frame late: the page's own scroll is not the reader leaving the bottom
+  if (Math.abs(window.scrollY - ours) > 1) following = atBottom();
+}, { passive: true });
+function follow(force = false) {
+  if (force) following = true;
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    if (!following) return;
+    window.scrollTo({ top: document.documentElement.scrollHeight });
+    ours = window.scrollY;
+  });
+}
 
 // -- asking -------------------------------------------------------------------------------------------------------
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
@@ -331,6 +356,7 @@ async function ask(question, existing = null) {
   if (!existing) ui.log.append(turnElement(turn));
   const article = turn.el.querySelector("[data-testid=answer]");
   Object.assign(article.dataset, { status: "streaming", abstained: "false" });
+  article.removeAttribute("dir");
   article.setAttribute("aria-busy", "true");
   article.querySelector(".answer-head").replaceChildren();
   article.querySelector(".answer-foot").replaceChildren();
@@ -345,24 +371,24 @@ async function ask(question, existing = null) {
   const citations = new Map();
   const writer = new AnswerBody(body, citations);
   const splitter = new MarkerSplitter();
-  let finished = false;
+  let finished = false, painted = null;
   try {
     const response = await api("/chat", {
       method: "POST", signal: controller.signal, headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ message: question, stream: true, ...(state.session_id ? { session_id: state.session_id } : {}) }),
     });
     for await (const { event, data } of readEvents(response.body, controller.signal)) {
-      const bottom = atBottom();
       if (event === "token") {
+        painted ??= nextFrame();
         writer.write(splitter.push(data.text));
         turn.partial += data.text;
-        setDir(article, writer.text.replace(/\[[^\]]*\]/g, ""));
+        if (!article.dir) setDir(article, turn.partial); // from its first letters; the final form recounts
       } else if (event === "citations") {
         for (const c of data) citations.set(c.n, c);
         writer.rebind();
       } else if (event === "answer") {
         writer.write(splitter.end());
-        await nextFrame(); // the streamed text is painted before the final form replaces it
+        await (painted ?? nextFrame()); // the streamed text has been painted before the final form replaces it
         turn.answer = data;
         turn.status = "done";
         if (data.session_id) state.session_id = data.session_id;
@@ -371,7 +397,7 @@ async function ask(question, existing = null) {
         Object.assign(turn, { status: "error", error: `${t("failedMidway")} ${describe(data.detail)}`, retry: true });
         finished = true;
       }
-      follow(bottom);
+      follow();
     }
     if (!finished) Object.assign(turn, { status: "error", error: t("broken"), retry: true });
   } catch (e) {
@@ -386,9 +412,8 @@ async function ask(question, existing = null) {
   }
   if (controller.signal.aborted && !finished) Object.assign(turn, { status: "done", stopped: true, error: "" });
   current = null;
-  const bottom = atBottom();
-  renderFinal(article, turn);
-  follow(bottom);
+  renderFinal(article, turn, writer);
+  follow();
   saveState();
   updateComposer();
   announce(turn);
@@ -473,9 +498,7 @@ function viewOf(id) {
 }
 
 function citationOf(button) {
-  const article = button.closest("[data-testid=answer]");
-  const turn = state.turns.find((x) => x.el?.contains(article)) || current?.turn;
-  return turn?.answer?.citations.find((c) => c.id === button.dataset.citationId) || null;
+  return chipCitation.get(button) || null;
 }
 
 async function showTooltip(button) {
@@ -537,9 +560,11 @@ function closePanel() {
 async function openCitation(button) {
   const c = citationOf(button);
   if (!c) return;
-  const turn = state.turns.find((x) => x.el?.contains(button));
-  const sameDoc = (turn?.answer?.citations || []).filter((x) => x.doc_id === c.doc_id).map((x) => x.id);
-  const ids = [c.id, ...sameDoc.filter((id) => id !== c.id)];
+  // the answer's other citations of the same article are marked too
+  const article = button.closest("[data-testid=answer]");
+  const sameDoc = [...article.querySelectorAll("[data-testid=citation]")].map(citationOf)
+    .filter((x) => x && x.doc_id === c.doc_id).map((x) => x.id);
+  const ids = [...new Set([c.id, ...sameDoc])];
   await openDocument(c.doc_id, ids, button);
 }
 
@@ -549,6 +574,7 @@ async function openDocument(docId, ids, opener) {
   $("#panel-meta").replaceChildren();
   $("#panel-text").replaceChildren();
   $("#panel-cite").hidden = !ids.length;
+  $("#panel-cid").textContent = ids[0] || "";
   openPanel(ui.panel, opener);
   let doc;
   try {
@@ -562,7 +588,6 @@ async function openDocument(docId, ids, opener) {
   $("#panel-title").textContent = doc.title || doc.id;
   setDir($("#panel-title"), doc.title || "");
   metaLine($("#panel-meta"), [doc.date, doc.source, doc.id]);
-  $("#panel-cid").textContent = focus || "";
   const text = $("#panel-text");
   setDir(text, doc.text);
   let mark = null;
@@ -692,7 +717,7 @@ $("#lang-toggle").addEventListener("click", () => {
   lang = lang === "ar" ? "en" : "ar";
   localStorage.setItem(LANG_KEY, lang);
   applyLanguage();
-  renderAll();
+  if (!current) renderAll(); // a streaming answer keeps its element; it is re-labelled when it ends
 });
 $("#copy-cid").addEventListener("click", async () => { await copyText($("#panel-cid").textContent); ui.announcer.textContent = t("copied"); });
 $("#add-form").addEventListener("submit", addArticle);
