@@ -25,7 +25,7 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(http):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<html lang="ar" dir="rtl">' in page.text and 'data-testid="message-input"' in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    for name in ("app.js", "stream.js", "strings.js", "app.css"):
+    for name in ("app.js", "core.js", "answer.js", "panels.js", "stream.js", "strings.js", "app.css"):
         r = http.get(f"/static/{name}")
         assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff", name
     assert "javascript" in http.get("/static/app.js").headers["content-type"]
