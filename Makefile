@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 Q      ?= متى تستأنف المحادثات بين العراق والولايات المتحدة؟
 
-.PHONY: install ask test bench llm-server clean-index
+.PHONY: install ask test browser bench llm-server clean-index
 
 install: $(STAMP)
 
@@ -38,8 +38,13 @@ $(TEST_STAMP): $(STAMP)
 ask: install
 	$(BIN)/rag ask "$(Q)"
 
-test: $(TEST_STAMP)
+# The chat page's browser tests use Debian's chromium and an Arabic font (not Playwright's own download).
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
+
+browser:
+	command -v chromium >/dev/null && fc-list | grep -q "Noto Sans Arabic" || \
+	  (apt-get update && apt-get install -y chromium fonts-noto-core)
 
 bench: install
 	$(BIN)/python benchmarks/quality.py

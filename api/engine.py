@@ -20,6 +20,7 @@ from rag.chain import Assistant, ensure_index, index_spec
 from rag.condense import condense
 from rag.config import Settings
 from rag.embeddings import Embedder
+from rag.feedback import FeedbackStore, database_path
 from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
@@ -37,8 +38,9 @@ class Engine:
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(settings)
         self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
-        path = settings.sessions_path or settings.index_dir / "sessions.sqlite"
+        path = database_path(settings)
         self.sessions = SessionStore(path, settings.session_max_turns, settings.session_max_age_seconds)
+        self.feedback = FeedbackStore(path)
 
     @property
     def assistant(self) -> Assistant:
@@ -107,3 +109,4 @@ class Engine:
 
     def close(self) -> None:
         self.sessions.close()
+        self.feedback.close()

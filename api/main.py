@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.dependencies import require_api_key
 from api.engine import Engine
-from api.routers import chat, citations, documents, health, search
+from api.routers import chat, citations, documents, feedback, health, page, search
 from rag.config import Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import (DocumentNotFound, IndexIncompatible, IndexMissing, InvalidCitationId, InvalidInput,
@@ -122,9 +122,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.loader = Loader(settings, embedder, chat_model)  # replaced by the lifespan's; reads "loading" before it runs
 
     protected = [Depends(require_api_key)]
-    for module in (chat, search, citations, documents):
+    for module in (chat, search, citations, documents, feedback):
         app.include_router(module.router, dependencies=protected)
     app.include_router(health.router)
+    page.mount(app)  # the chat page at / (no key needed to load it; it asks for one)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:

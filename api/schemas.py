@@ -3,7 +3,7 @@ the answer is rag.types.Answer itself, the contract the CLI's --json prints too.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -89,8 +89,15 @@ class DocumentSummary(BaseModel):
     chars: int
 
 
+class Segment(BaseModel):
+    text: str
+    citations: list[str] = Field(description="the ids of the requested citations whose span covers this piece")
+
+
 class DocumentOut(DocumentSummary):
     text: str
+    segments: list[Segment] | None = Field(None, description="with ?cite=ID...: the text cut at every boundary "
+                                                              "of those citations' spans, in order")
 
 
 class DocumentIn(Strict):
@@ -129,6 +136,29 @@ class Health(BaseModel):
     passages: int = Field(0, description="the index size: passages (vectors) searched")
     index_version: str = ""
     error: str = ""
+
+
+class FeedbackIn(Strict):
+    rating: Literal["up", "down"]
+    question: Text = Field(min_length=1, max_length=10_000, description="the question as asked")
+    answer: Text = Field(max_length=50_000, description="the answer text that was rated")
+    citations: list[Annotated[Text, Field(max_length=300)]] = Field([], max_length=100,
+                                                                  description="its citation ids")
+    session_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    mode: Literal["", "extractive", "generative"] = ""
+    comment: Text = Field("", max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    created: str = Field(description="UTC, ISO 8601")
+    rating: str
+    question: str
+    answer: str
+    citations: list[str]
+    session_id: str
+    mode: str
+    comment: str
 
 
 class ErrorOut(BaseModel):

@@ -55,3 +55,19 @@ def lookup_citation(store: IndexStore, citation_id: str, context_chars: int = 30
     after = doc.text[span.end:span.end + context_chars]
     return CitationView(id=format_citation_id(doc_id, span), document=doc, span=span,
                         quote=doc.text[span.start:span.end], before=before, after=after)
+
+
+def split_by_spans(text: str, spans: dict[str, Span]) -> list[tuple[str, list[str]]]:
+    """`text` cut at every boundary of `spans` (citation id -> span): (piece, ids of the spans covering it),
+    in order, joining back to `text`. The chat page marks cited characters from these pieces, so offsets are
+    only ever counted here, in Python's code points (a browser would count UTF-16 units)."""
+    for cid, span in spans.items():
+        if span.end > len(text):
+            raise InvalidSpan(f"range {span.start}-{span.end} of {cid!r} is outside the document, which has "
+                              f"{len(text)} characters")
+    cuts = sorted({0, len(text), *(s.start for s in spans.values()), *(s.end for s in spans.values())})
+    pieces = []
+    for a, b in zip(cuts, cuts[1:]):
+        if a < b:
+            pieces.append((text[a:b], [cid for cid, s in spans.items() if s.start <= a and b <= s.end]))
+    return pieces

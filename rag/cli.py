@@ -424,5 +424,9 @@ def serve(
     _run(run)
 
 
+from rag.feedback_cli import feedback  # noqa: E402 - registered here, kept in its own module
+
+app.command("feedback")(feedback)
+
 if __name__ == "__main__":
     app()

@@ -77,7 +77,8 @@ class LiveServer:
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def start(self, timeout: float = 120) -> "LiveServer":
+    def start(self, timeout: float = 120, ready: bool = True) -> "LiveServer":
+        """Wait until /health says ready (or, with ready=False, only until the port answers)."""
         import time
 
         import httpx
@@ -86,7 +87,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=5).status_code in ((200,) if ready else (200, 503)):
                     return self
             except httpx.TransportError:
                 pass

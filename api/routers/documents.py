@@ -11,15 +11,17 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.dependencies import DocId, EngineDep
 from api.engine import Engine
-from api.schemas import ChangeReport, DocumentIn, DocumentOut, DocumentSummary, ErrorOut, SkippedInput
+from api.schemas import ChangeReport, DocumentIn, DocumentOut, DocumentSummary, ErrorOut, Segment, SkippedInput
+from rag.citations import format_citation_id, parse_citation_id, split_by_spans
 from rag.documents import SUPPORTED_SUFFIXES, load_paths
 from rag.errors import DocumentNotFound
 from rag.indexer import IndexReport
@@ -39,12 +41,24 @@ def list_documents(engine: EngineDep) -> list[DocumentSummary]:
     return [DocumentSummary(**_summary(d)) for d in engine.assistant.store.documents()]
 
 
-@router.get("/{doc_id:path}", response_model=DocumentOut)
-def read_document(doc_id: DocId, engine: EngineDep) -> DocumentOut:
+@router.get("/{doc_id:path}", response_model=DocumentOut,
+            responses={422: {"description": "a malformed citation id, or one of another document"}})
+def read_document(doc_id: DocId, engine: EngineDep,
+                  cite: Annotated[list[str], Query(max_length=100, description="citation ids of this document: "
+                                                   "`segments` cuts the text at their spans")] = ()) -> DocumentOut:
     doc = engine.assistant.store.document(doc_id)
     if doc is None:
         raise DocumentNotFound(f"no document {doc_id!r} in the index")
-    return DocumentOut(**_summary(doc), text=doc.text)
+    if not cite:
+        return DocumentOut(**_summary(doc), text=doc.text)
+    spans = {}
+    for cid in cite:
+        cited_doc, span = parse_citation_id(cid)
+        if cited_doc != doc_id:
+            raise HTTPException(422, f"citation {cid!r} is not of document {doc_id!r}")
+        spans[format_citation_id(cited_doc, span)] = span
+    return DocumentOut(**_summary(doc), text=doc.text,
+                       segments=[Segment(text=t, citations=ids) for t, ids in split_by_spans(doc.text, spans)])
 
 
 @router.delete("/{doc_id:path}", response_model=ChangeReport)
