@@ -30,7 +30,7 @@ class ChatMessage(Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: Text | list[ContentPart] | None = Field(
         None, description="a string, or a list of content parts whose text parts are joined")
-    name: str | None = None
+    name: Text | None = None
 
 
 class StreamOptions(Lenient):
@@ -38,7 +38,8 @@ class StreamOptions(Lenient):
 
 
 class ChatCompletionRequest(Lenient):
-    model: str = Field(examples=["rag-news"], description="rag-news (or rag-news-extractive / rag-news-generative, see GET /v1/models)")
+    model: Text = Field(examples=["rag-news"],
+                        description="rag-news (or rag-news-extractive / rag-news-generative: GET /v1/models)")
     messages: list[ChatMessage] = Field(min_length=1, description="the last user message is the question; the "
                                         "earlier turns are the conversation it may lean on; system messages "
                                         "are not used for retrieval")
@@ -51,8 +52,8 @@ class ChatCompletionRequest(Lenient):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
-    user: str | None = None
+    stop: Text | list[Text] | None = None
+    user: Text | None = None
 
 
 # -- replies --------------------------------------------------------------------------------------------------

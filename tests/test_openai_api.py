@@ -14,10 +14,13 @@ import openai
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import SecretStr
 
 from api.routers.openai_compat import strip_sources
 from rag.arabic import normalize
+from test_generate import ScriptedChatModel, passage_number
 
 TALKS_DOC = "002_f7322d59d6e02373"
 RESUME_Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
@@ -115,8 +118,8 @@ def test_the_streamed_deltas_join_to_the_content(client):
 
 
 def test_a_stream_without_usage_ends_with_finish_reason_and_citations(client, live_server):
-    with httpx.stream("POST", live_server.url + "/v1/chat/completions", timeout=120,
-                      json={"model": "rag-news", "stream": True, "messages": [{"role": "user", "content": RESUME_Q}]}) as r:
+    body = {"model": "rag-news", "stream": True, "messages": [{"role": "user", "content": RESUME_Q}]}
+    with httpx.stream("POST", live_server.url + "/v1/chat/completions", json=body, timeout=120) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         data = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]"
@@ -166,21 +169,26 @@ def test_an_unanswerable_question_is_a_normal_reply_without_sources(client, ques
 
 
 # -- bad requests ---------------------------------------------------------------------------------------------
+USER_Q = [{"role": "user", "content": "q"}]
 BAD = [  # (body, the exception the client raises, param)
     ({"model": "rag-news"}, openai.BadRequestError, "messages"),
     ({"model": "rag-news", "messages": []}, openai.BadRequestError, "messages"),
-    ({"model": "rag-news", "messages": [{"role": "system", "content": "be nice"}]}, openai.BadRequestError, "messages"),
+    ({"model": "rag-news", "messages": [{"role": "system", "content": "be nice"}]}, openai.BadRequestError,
+     "messages"),
     ({"model": "rag-news", "messages": "hello"}, openai.BadRequestError, "messages"),
-    ({"model": "rag-news", "messages": [{"role": "user", "content": 5}]}, openai.BadRequestError, "messages[0].content"),
-    ({"model": "rag-news", "messages": [{"role": "wizard", "content": "q"}]}, openai.BadRequestError, "messages[0].role"),
+    ({"model": "rag-news", "messages": [{"role": "user", "content": 5}]}, openai.BadRequestError,
+     "messages[0].content"),
+    ({"model": "rag-news", "messages": [{"role": "wizard", "content": "q"}]}, openai.BadRequestError,
+     "messages[0].role"),
     ({"model": "rag-news", "messages": [{"content": "q"}]}, openai.BadRequestError, "messages[0].role"),
     ({"model": "rag-news", "messages": [{"role": "user", "content": "  "}]}, openai.BadRequestError, "messages"),
-    ({"model": "rag-news", "messages": [{"role": "user", "content": "ق" * 5000}]}, openai.BadRequestError, "messages"),
-    ({"model": "rag-news", "stream": "yes", "messages": [{"role": "user", "content": "q"}]}, openai.BadRequestError, "stream"),
-    ({"model": 3, "messages": [{"role": "user", "content": "q"}]}, openai.BadRequestError, "model"),
-    ({"messages": [{"role": "user", "content": "q"}]}, openai.BadRequestError, "model"),
-    ({"model": "rag-news", "temperature": 9, "messages": [{"role": "user", "content": "q"}]}, openai.BadRequestError, "temperature"),
-    ({"model": "nope", "messages": [{"role": "user", "content": "q"}]}, openai.NotFoundError, "model"),
+    ({"model": "rag-news", "messages": [{"role": "user", "content": "ق" * 5000}]}, openai.BadRequestError,
+     "messages"),
+    ({"model": "rag-news", "stream": "yes", "messages": USER_Q}, openai.BadRequestError, "stream"),
+    ({"model": 3, "messages": USER_Q}, openai.BadRequestError, "model"),
+    ({"messages": USER_Q}, openai.BadRequestError, "model"),
+    ({"model": "rag-news", "temperature": 9, "messages": USER_Q}, openai.BadRequestError, "temperature"),
+    ({"model": "nope", "messages": USER_Q}, openai.NotFoundError, "model"),
 ]
 
 
@@ -229,6 +237,88 @@ def test_the_api_key_guards_the_v1_routes_with_an_openai_shaped_401(index_copy, 
         assert httpx.get(server.url + "/health").status_code == 200
     finally:
         server.stop()
+
+
+# -- with a chat model ---------------------------------------------------------------------------------------
+DATE = "11 فبراير 2024"
+
+
+class FailingMidway(ScriptedChatModel):
+    """A scripted model whose reply may break off: an exception among the pieces is raised there."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        for piece in self._next(messages):
+            if isinstance(piece, Exception):
+                raise piece
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+@pytest.fixture
+def generative_server(index_copy, embedder):
+    from api.main import create_app
+    from rag.chain import Assistant
+
+    from conftest import LiveServer
+
+    n = passage_number(Assistant(index_copy, embedder=embedder), RESUME_Q, DATE)
+    model = FailingMidway(replies=[])
+    server = LiveServer(create_app(index_copy, embedder=embedder, chat_model=model)).start()
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="anything", max_retries=0, timeout=120) as c:
+        yield c, model, n
+    server.stop()
+
+
+def test_with_a_chat_model_the_generated_answer_streams_and_equals_the_unstreamed_one(generative_server, client):
+    extractive_only = client
+    client, model, n = generative_server
+    assert [m.id for m in client.models.list().data] == ["rag-news", "rag-news-extractive", "rag-news-generative"]
+    reply = [" تستأنف ", "المحادثات الأحد ", DATE, " [", str(n), "]. "]  # the model's spaces at both ends
+    model.replies += [list(reply), list(reply)]
+    whole = client.chat.completions.create(model="rag-news-generative",
+                                           messages=[{"role": "user", "content": RESUME_Q}])
+    content = whole.choices[0].message.content
+    assert content.startswith(f"تستأنف المحادثات الأحد {DATE} [1].\n\nالمصادر:\n- [1] ")
+    assert len(whole.citations) == 1 and DATE in whole.search_results[0]["quote"]
+    chunks = list(client.chat.completions.create(model="rag-news", stream=True,
+                                                 messages=[{"role": "user", "content": RESUME_Q}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == content
+    assert chunks[-1].citations == whole.citations
+    # rag-news-extractive does not ask the model
+    calls = len(model.calls)
+    extractive = client.chat.completions.create(model="rag-news-extractive",
+                                                messages=[{"role": "user", "content": RESUME_Q}])
+    assert len(model.calls) == calls
+    assert extractive.choices[0].message.content == ask(extractive_only, RESUME_Q).choices[0].message.content
+
+
+def test_a_follow_up_is_condensed_by_the_model_from_the_history_without_our_sources_block(generative_server):
+    client, model, n = generative_server
+    model.replies += [["من أعلن أن المحادثات مع واشنطن تستأنف الأحد؟"],  # the condensed question
+                      [f"أعلن ذلك يحيى رسول [1]."]]
+    earlier = f"تستأنف المحادثات الأحد {DATE} [1].\n\nالمصادر:\n- [1] العراق يعلن — `{TALKS_DOC}:364-625`"
+    reply = client.chat.completions.create(model="rag-news", messages=[
+        {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": RESUME_Q},
+        {"role": "assistant", "content": earlier}, {"role": "user", "content": FOLLOW_UP}])
+    condense_prompt = " ".join(m.content for m in model.calls[-2])
+    assert f"تستأنف المحادثات الأحد {DATE} [1]." in condense_prompt and "المصادر" not in condense_prompt
+    answer_prompt = " ".join(m.content for m in model.calls[-1])
+    assert "من أعلن أن المحادثات مع واشنطن تستأنف الأحد؟" in answer_prompt  # retrieved and answered standalone
+    assert reply.citations and reply.citations[0].startswith(TALKS_DOC)
+
+
+def test_a_generated_answer_replaced_midway_says_so_and_goes_on_with_the_extractive_one(generative_server):
+    client, model, n = generative_server
+    model.replies += [["تستأنف ", "المحادثات", ConnectionError("the model server went away")],
+                      ["تستأنف ", "المحادثات", ConnectionError("the model server went away")]]
+    whole = client.chat.completions.create(model="rag-news", messages=[{"role": "user", "content": RESUME_Q}])
+    content = whole.choices[0].message.content
+    assert content.endswith("(The language model failed (ConnectionError: the model server went away); "
+                            "this is the extractive answer.)")
+    assert len(whole.citations) == 2 and "\n\nالمصادر:\n" in content
+    chunks = list(client.chat.completions.create(model="rag-news", stream=True,
+                                                 messages=[{"role": "user", "content": RESUME_Q}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "تستأنف المحادثات\n\n" + content
+    assert chunks[-1].citations == whole.citations
 
 
 # -- fuzzing --------------------------------------------------------------------------------------------------

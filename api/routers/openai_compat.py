@@ -55,7 +55,8 @@ def model_names(engine: Engine) -> list[str]:
 
 def check_model(engine: Engine, name: str) -> None:
     if name not in model_names(engine):
-        raise OpenAIHTTPError(404, f"The model `{name}` does not exist; this server serves "
+        shown = name[:100].encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate cannot be sent
+        raise OpenAIHTTPError(404, f"The model `{shown}` does not exist; this server serves "
                                    f"{', '.join(model_names(engine))} (GET /v1/models).",
                               param="model", code="model_not_found")
 
@@ -184,13 +185,17 @@ async def _stream(engine: Engine, body: ChatCompletionRequest, question: str, hi
         return chunk([ChunkChoice(delta=Delta(content=text))])
 
     yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-    streamed = []
+    streamed, pending = [], ""  # whitespace held back: the answer's text is stripped at both ends
     try:
         async for event in iterate_in_threadpool(engine.converse(question, history,
                                                                  extractive=body.model == EXTRACTIVE)):
             if isinstance(event, str):
-                streamed.append(event)
-                yield delta(event)
+                text = pending + event if streamed else event.lstrip()
+                piece = text.rstrip()
+                pending = text[len(piece):]
+                if piece:
+                    streamed.append(piece)
+                    yield delta(piece)
                 continue
             answer, _ = event
     except Exception as e:  # noqa: BLE001 - the stream has begun: report in OpenAI's way, don't drop the connection
