@@ -61,7 +61,8 @@ def _from_validation(errors: list[dict]) -> dict:
     if kind.startswith("json_"):
         return error_body(f"The request body is not valid JSON: {msg}", code="invalid_json")
     if kind.endswith("_type") or kind in ("literal_error", "union_tag_invalid", "model_type", "is_instance_of"):
-        return error_body(f"Invalid type for '{param}': {msg}.", param=param, code="invalid_type")
+        field = f"'{param}'" if param else "the request body"
+        return error_body(f"Invalid type for {field}: {msg}.", param=param, code="invalid_type")
     if kind == "too_short" and param == "messages":
         return error_body("Invalid 'messages': empty array. Expected an array with minimum length 1.",
                           param=param, code="empty_array")
