@@ -125,8 +125,9 @@ def search_results(engine: Engine, answer: Answer) -> list[SearchResult]:
     store = engine.assistant.store
     out = []
     for c in answer.citations:
-        doc = store.document(c.doc_id)
-        out.append(SearchResult(id=c.id, title=c.title or doc.title, date=doc.date, url=doc.url, quote=c.quote))
+        doc = store.document(c.doc_id)  # None if a write removed it since: the citation still says what it quoted
+        out.append(SearchResult(id=c.id, title=c.title or (doc.title if doc else ""), date=doc.date if doc else "",
+                                url=doc.url if doc else "", quote=c.quote))
     return out
 
 
