@@ -75,14 +75,18 @@ class Engine:
         return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model)
 
     def standalone(self, message: str, session_id: str) -> str:
-        """The message made standalone. The rules of rag.condense decide whether it is a follow-up; with a
-        chat model, the model rewrites it (prompts/condense.*.txt), the rules' rewrite being the fallback."""
+        """The message made standalone, given the turns of its session."""
         history = self.sessions.history(self.sessions.check_id(session_id))
-        condensed = condense(message, [t.standalone for t in history])
+        return self.standalone_from(message, [(t.standalone, t.answer) for t in history])
+
+    def standalone_from(self, message: str, history: Sequence[tuple[str, str]]) -> str:
+        """The message made standalone, given earlier (standalone question, answer) turns, oldest first. The
+        rules of rag.condense decide whether it is a follow-up; with a chat model, the model rewrites it
+        (prompts/condense.*.txt), the rules' rewrite being the fallback."""
+        condensed = condense(message, [q for q, _ in history])
         standalone = condensed.query
         if condensed.rewritten and self.chat_model is not None:
-            standalone = condense_with_model(self.chat_model, message,
-                                             [(t.standalone, t.answer) for t in history]) or standalone
+            standalone = condense_with_model(self.chat_model, message, history) or standalone
         if len(standalone) > self.settings.max_question_chars:
             standalone = message  # the context would push a long message over the limit: retrieve without
         return standalone
@@ -94,17 +98,29 @@ class Engine:
 
     def chat_stream(self, message: str, session_id: str, k: int | None = None) -> Iterator[str | tuple[Answer, str]]:
         """chat(), with the generated answer's pieces first (see Assistant.stream)."""
+        message = self.assistant.check_question(message)
+        history = self.sessions.history(self.sessions.check_id(session_id))
+        for event in self.converse(message, [(t.standalone, t.answer) for t in history], k):
+            if not isinstance(event, str):
+                answer, standalone = event
+                self.sessions.add(session_id, Turn(message=message, standalone=standalone, answer=answer.answer,
+                                                   citations=[c.id for c in answer.citations]))
+            yield event
+
+    def converse(self, message: str, history: Sequence[tuple[str, str]], k: int | None = None,
+                 extractive: bool = False) -> Iterator[str | tuple[Answer, str]]:
+        """Answer `message` after the (standalone question, answer) turns of `history`, kept by the caller (a
+        session, or the messages of an OpenAI request): the generated answer's pieces, then (the answer, whose
+        `question` is the message; the standalone query). `extractive` skips the chat model."""
         assistant = self.assistant
         message = assistant.check_question(message)
-        standalone = self.standalone(message, session_id)
-        for event in assistant.stream(standalone, k=k):
+        standalone = self.standalone_from(message, history)
+        for event in assistant.stream(standalone, k=k, extractive=extractive):
             if isinstance(event, str):
                 yield event
                 continue
             answer = event
         answer.question = message
-        self.sessions.add(session_id, Turn(message=message, standalone=standalone, answer=answer.answer,
-                                           citations=[c.id for c in answer.citations]))
         yield answer, standalone
 
     def close(self) -> None:

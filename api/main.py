@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import openai_errors
 from api.dependencies import require_api_key
 from api.engine import Engine
-from api.routers import chat, citations, documents, feedback, health, page, search
+from api.routers import chat, citations, documents, feedback, health, openai_compat, page, search
 from rag.config import Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import (DocumentNotFound, IndexIncompatible, IndexMissing, InvalidCitationId, InvalidInput,
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.loader = Loader(settings, embedder, chat_model)  # replaced by the lifespan's; reads "loading" before it runs
 
     protected = [Depends(require_api_key)]
-    for module in (chat, search, citations, documents, feedback):
+    for module in (chat, search, citations, documents, feedback, openai_compat):
         app.include_router(module.router, dependencies=protected)
     app.include_router(health.router)
     page.mount(app)  # the chat page at / (no key needed to load it; it asks for one)
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         # the traceback goes to the server log, never to the client
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error", "error": "InternalError"}, status_code=500)
+
+    openai_errors.install(app)  # on /v1 paths, the errors above in OpenAI's shape
 
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

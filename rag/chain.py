@@ -178,9 +178,9 @@ class Assistant:
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return answer
 
-    def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+    def stream(self, question: str, k: int | None = None, extractive: bool = False) -> Iterator[str | Answer]:
         """The generated answer's text in pieces as the model writes them, then the Answer. An extractive
-        answer (the default mode, or a fallback after the model failed) comes only as the Answer."""
+        answer (the default mode, `extractive`, or a fallback after the model failed) comes only as the Answer."""
         q = self.check_question(question)
         k = self.check_k(k)
         t0 = time.perf_counter()
@@ -188,10 +188,10 @@ class Assistant:
         retrieve_ms = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
         query_vector = self.encode_query(q)
-        if isinstance(self.answerer, GenerativeAnswerer):
+        if isinstance(self.answerer, GenerativeAnswerer) and not extractive:
             events = self.answerer.stream(q, query_vector, hits)
         else:
-            events = iter([self.answerer.answer(q, query_vector, hits)])
+            events = iter([self.extractive.answer(q, query_vector, hits)])
         for event in events:
             if isinstance(event, Answer):
                 event.timings_ms = {"retrieve": round(retrieve_ms, 2),

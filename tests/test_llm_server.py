@@ -115,3 +115,40 @@ def test_the_api_streams_the_model_over_http(llm_settings, embedder, tmp_path, s
         assert r.status_code == 200 and r.json()["abstained"] is True
     finally:
         server.stop()
+
+
+def test_an_openai_client_gets_the_models_answer_with_its_citations(llm_settings, embedder, tmp_path):
+    import re
+    import shutil
+
+    import httpx
+    import openai
+
+    from api.main import create_app
+    from api.routers.openai_compat import strip_sources
+    from conftest import LiveServer
+
+    shutil.copytree(llm_settings.index_dir, tmp_path / "index")
+    server = LiveServer(create_app(llm_settings.model_copy(update={"index_dir": tmp_path / "index"}),
+                                   embedder=embedder)).start()
+    try:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=300) as client:
+            assert [m.id for m in client.models.list().data] == ["rag-news", "rag-news-extractive",
+                                                                 "rag-news-generative"]
+            chunks = list(client.chat.completions.create(model="rag-news-generative", stream=True,
+                                                         messages=[{"role": "user", "content": Q}]))
+        assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason == "stop"
+        content = "".join(c.choices[0].delta.content or "" for c in chunks)
+        citations, results = chunks[-1].citations, chunks[-1].search_results
+        assert len([c for c in chunks if c.choices[0].delta.content]) >= 3
+        # whatever the tiny model wrote: every marker names a listed source, and every source resolves
+        answer = strip_sources(content)
+        if "this is the extractive answer" in content:  # replaced after it streamed: the replacement comes last
+            answer = answer.rsplit("\n\n", 1)[-1]
+            assert DATE in " ".join(r["quote"] for r in results)
+        assert {int(n) for n in re.findall(r"\[(\d+)\]", answer)} == set(range(1, len(citations) + 1))
+        for n, r in enumerate(results, 1):
+            assert f"- [{n}] {r['title']} — `{r['id']}`" in content
+            assert httpx.get(f"{server.url}/citations/{r['id']}").json()["quote"] == r["quote"]
+    finally:
+        server.stop()

@@ -47,7 +47,7 @@ def chat(body: ChatRequest, engine: EngineDep):
     return ChatResponse(**answer.model_dump(), session_id=session_id, standalone_question=standalone)
 
 
-_PIECE = re.compile(r"\s*\S+\s*")  # a word with the spaces around it: the pieces join back to the exact text
+PIECE = re.compile(r"\s*\S+\s*")  # a word with the spaces around it: the pieces join back to the exact text
 
 
 async def _stream(engine: Engine, body: ChatRequest, session_id: str) -> AsyncIterator[ServerSentEvent]:
@@ -73,6 +73,6 @@ async def _stream(engine: Engine, body: ChatRequest, session_id: str) -> AsyncIt
     reply = ChatResponse(**answer.model_dump(), session_id=session_id, standalone_question=standalone)
     yield ServerSentEvent(data([c.model_dump() for c in reply.citations]), event="citations")
     if not streamed:
-        for piece in _PIECE.findall(reply.answer):
+        for piece in PIECE.findall(reply.answer):
             yield ServerSentEvent(data({"text": piece}), event="token")
     yield ServerSentEvent(reply.model_dump_json(), event="answer")
