@@ -132,7 +132,8 @@ class Assistant:
         name (RAG_LLM_MODEL), else none, and answers are extractive."""
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
-        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id)
+        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id,
+                                              runtime=self.embedder.runtime_name)
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
