@@ -126,9 +126,10 @@ def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuil
 
 
 def _assistant(settings: Settings):
+    embedder = _embedder(settings)
+    embedder.preload()  # the model loads while the chain is imported and the index opened
     from rag.chain import Assistant, ensure_index
 
-    embedder = _embedder(settings)
     with _progress() as bar:
         task = bar.add_task("indexing the bundled articles", total=None)
         report = ensure_index(settings, embedder,

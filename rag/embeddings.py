@@ -182,6 +182,18 @@ class Embedder:
                         raise ModelUnavailable(f"{e}; {self._hint()}") from e
         return self._runtime
 
+    def preload(self) -> None:
+        """Start loading the runtime in the background (the CLI does, while it imports the chain and opens the
+        index); the first encode waits for it. A failure is raised by that encode, as without preloading."""
+        def load() -> None:
+            try:
+                self.runtime  # noqa: B018
+            except Exception:  # noqa: BLE001 - raised again, with its message, where the model is used
+                pass
+
+        if self._runtime is None:
+            threading.Thread(target=load, name="rag-model-preload", daemon=True).start()
+
     @property
     def device(self) -> str:
         return self.runtime.device

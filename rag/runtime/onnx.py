@@ -6,6 +6,7 @@ imports against 5-18 s here). The graph outputs the last hidden states; pooling 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +49,7 @@ class OnnxRuntime:
         self.model_dir = Path(model_dir)
         self.device = resolve_device(device, lambda: "CUDAExecutionProvider" in ort.get_available_providers())
         path = path or verified_onnx(self.model_dir, onnx_file(quantized))
-        self.tokenizer = tokenizer or load_tokenizer(verified_onnx(self.model_dir, "tokenizer.json"))
         self.max_len = max_seq_length
-        self.pad_id = self.tokenizer.token_to_id("<pad>")
-        self.eos_id = self.tokenizer.token_to_id("</s>")
-        if self.pad_id is None or self.eos_id is None:
-            raise ModelUnavailable(f"{self.model_dir / 'tokenizer.json'} has no <pad> or </s> token")
         options = ort.SessionOptions()
         # One pass at a time (the Embedder serialises them) spread over every core; ONNX Runtime's default of
         # physical cores can leave a hyperthreaded core idle.
@@ -62,10 +58,32 @@ class OnnxRuntime:
         # Threads that spin after a pass steal the core the indexer's producer thread is tokenising on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=onnx_providers(self.device))
-        except Exception as e:
-            raise ModelUnavailable(f"cannot load {path}: {e}") from e
+        self._session: Any = None
+        self._error: Exception | None = None
+
+        def create() -> None:
+            try:
+                self._session = ort.InferenceSession(str(path), options, providers=onnx_providers(self.device))
+            except Exception as e:  # noqa: BLE001 - raised where the session is used
+                self._error = e
+
+        # Creating the session releases the GIL and loading the tokenizer holds it: do both at once.
+        self._loading = threading.Thread(target=create, name="rag-onnx-session", daemon=True)
+        self._loading.start()
+        self.tokenizer = tokenizer or load_tokenizer(verified_onnx(self.model_dir, "tokenizer.json"))
+        self.pad_id = self.tokenizer.token_to_id("<pad>")
+        self.eos_id = self.tokenizer.token_to_id("</s>")
+        if self.pad_id is None or self.eos_id is None:
+            raise ModelUnavailable(f"{self.model_dir / 'tokenizer.json'} has no <pad> or </s> token")
+        self.session  # noqa: B018 - a graph that does not load fails here, not at the first question
+        self.path = path
+
+    @property
+    def session(self) -> Any:
+        self._loading.join()
+        if self._error is not None:
+            raise ModelUnavailable(f"cannot load {self.model_dir / 'onnx'}: {self._error}") from self._error
+        return self._session
 
     def prepare(self, texts: Sequence[str]) -> Batch:
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True) if texts else []
