@@ -1,13 +1,15 @@
 """The assistant, assembled in one place. Read top to bottom, it is the flow of one question:
 
-    question -> query vector (e5, "query: ")
-             -> HybridRetriever: FAISS + BM25, scores fused              (a LangChain BaseRetriever)
-             -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step)
+    question -> query vector (e5, "query: "; the runtime of rag/runtime/)
+             -> HybridRetriever: FAISS + BM25, scores fused              (as a LangChain BaseRetriever: rag/runnables.py)
+             -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step there)
                 or GenerativeAnswerer: a chat model writes from the numbered passages; each citation
                 checked against its passages, the extractive answer as fallback (rag/generate.py)
              -> Answer (the JSON contract of the design note)
 
-Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py.
+Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py. `Assistant.ask` runs
+the two steps directly; `Assistant.chain` is the same as a LangChain runnable, built (and LangChain imported) on
+first use, which keeps a cold `rag ask` from paying for LangChain's import.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Layout, inside the model directory (rag/model_builder.py)::
     onnx/model_int8.onnx   onnxruntime.quantization.quantize_dynamic, int8 weights per output channel
     onnx/tokenizer.json    the tokenizer exactly as transformers runs it for the torch model (transformers 5
                            rebuilds the file's pipeline: the same ids, but offsets without the leading space)
+    onnx/vocab.txt, vocab_scores.npy, tokenizer_skeleton.json
+                           the same tokenizer in parts that load in a fraction of its second (rag/runtime/onnx.py)
     onnx/rag-onnx.json     checksums, the drift measured against torch, and the model build it came from
 
 The directory is written beside the model and renamed into place, so a reader sees a whole export or none.
@@ -16,7 +18,6 @@ The export needs torch and onnx (the build path only); finding and verifying one
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ModelUnavailable
-from rag.model_builder import _lock, read_manifest, rebuild_hint
+from rag.model_builder import _lock, _sha256, read_manifest, rebuild_hint
 
 ONNX_DIR = "onnx"
 ONNX_MANIFEST = "rag-onnx.json"
@@ -60,14 +61,6 @@ def onnx_file(quantized: bool) -> str:
     return "model_int8.onnx" if quantized else "model.onnx"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _source_key(model_dir: Path) -> str | None:
     """What ties an export to its model build: the weights' checksum in the build's manifest."""
     built = read_manifest(model_dir) or {}
@@ -84,6 +77,10 @@ def onnx_manifest(model_dir: Path) -> dict | None:
 def export_is_current(model_dir: Path) -> bool:
     m, source = onnx_manifest(model_dir), _source_key(model_dir)
     return bool(m) and m.get("format") == _FORMAT and source is not None and m.get("source") == source
+
+
+def has_file(model_dir: Path, name: str) -> bool:
+    return name in ((onnx_manifest(model_dir) or {}).get("files") or {})
 
 
 def verified_onnx(model_dir: Path, name: str) -> Path:
@@ -180,7 +177,18 @@ def _write_tokenizer(model_dir: Path, out: Path) -> None:
     from transformers import AutoTokenizer
 
     hf = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    out.write_text(hf.backend_tokenizer.to_str(), encoding="utf-8")
+    text = hf.backend_tokenizer.to_str()
+    out.write_text(text, encoding="utf-8")
+    # The parts a short-lived process tokenises a few questions with (rag.runtime.onnx.QuickTokenizer): the
+    # pieces one per line, their scores, and the pipeline around them with the vocabulary left out.
+    spec = json.loads(text)
+    pieces, scores = zip(*spec["model"]["vocab"])
+    if any("\n" in p for p in pieces) or spec["model"].get("type") != "Unigram":
+        raise ModelUnavailable("cannot export the model: the tokenizer is not the expected Unigram one")
+    (out.parent / "vocab.txt").write_text("\n".join(pieces), encoding="utf-8")
+    np.save(out.parent / "vocab_scores.npy", np.asarray(scores, np.float64), allow_pickle=False)
+    spec["model"] = {**spec["model"], "vocab": []}
+    (out.parent / "tokenizer_skeleton.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
 
 
 def _float16_word_embeddings(src: Path, out: Path) -> None:

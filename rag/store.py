@@ -257,8 +257,9 @@ class IndexStore:
             )
         if runtime is not None and not compatible(store.manifest.runtime, runtime):
             raise IndexIncompatible(
-                f"the index in {index_dir} was built by the {store.manifest.runtime} runtime, whose vectors "
-                f"{runtime} cannot be compared with; use RAG_RUNTIME={' or '.join(compatible_runtimes(store.manifest.runtime))}, "
+                f"the index in {index_dir} was built by the {store.manifest.runtime} runtime, and the {runtime} "
+                "runtime's vectors are not comparable with its; use "
+                f"RAG_RUNTIME={' or '.join(compatible_runtimes(store.manifest.runtime))} (or --runtime), "
                 "or rebuild it with `rag index --rebuild PATH`"
             )
         if not older_format and store.manifest.format_version < FORMAT_VERSION:

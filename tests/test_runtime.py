@@ -145,14 +145,26 @@ def test_a_corrupt_or_missing_export_is_refused(model_dir: Path, tmp_path: Path)
 
 # ---- the vectors --------------------------------------------------------------------------------------------
 def test_onnx_tokenises_exactly_as_sentence_transformers(by_runtime: dict[str, Embedder]) -> None:
+    """Both tokenizers of the ONNX runtime (the quick one a short-lived process starts with, and the full one)
+    give the ids and offsets sentence-transformers gives, truncation at 512 tokens included."""
+    from rag.runtime.onnx import QuickTokenizer
+
     onnx, torch = by_runtime["onnx"].runtime, by_runtime["torch"].runtime
-    texts = ["query: " + t.strip() for t in TEXTS] + ["passage: " + " ".join(TEXTS * 30)]  # the last > 512 tokens
-    batch = onnx.prepare(texts)
+    texts = ["query: " + t.strip() for t in TEXTS] + ["passage: " + " ".join(TEXTS * 30),  # > 512 tokens
+                                                    "query: ؟؟ 12,5% \u200fمرحبا\u200f  co-operation ﷺ ﻻ x²"]
     hf = torch.model.tokenizer(texts, truncation=True, max_length=512, return_offsets_mapping=True)
-    for i, (ids, offsets) in enumerate(zip(hf["input_ids"], hf["offset_mapping"])):
-        assert list(batch.input_ids[i][batch.attention_mask[i] == 1]) == ids
-        assert batch.offsets[i].tolist() == [list(o) for o in offsets]
-    assert batch.attention_mask[-1].sum() == 512
+    want = [(ids, [list(o) for o in offsets]) for ids, offsets in zip(hf["input_ids"], hf["offset_mapping"])]
+    quick = QuickTokenizer(onnx.model_dir / "onnx")
+    for part in (texts[:4], texts[4:]):
+        got = quick.encode_batch(part)
+        for (ids, offsets), (want_ids, want_offsets) in zip(got, want[texts.index(part[0]):]):
+            cut = min(len(ids), 512)
+            assert ids[:cut - 1] == want_ids[:cut - 1] and [list(o) for o in offsets[:cut - 1]] == want_offsets[:cut - 1]
+    full = onnx.prepare(texts * 2)  # more than a small batch: the full tokenizer
+    for i, (ids, offsets) in enumerate(want):
+        assert list(full.input_ids[i][full.attention_mask[i] == 1]) == ids
+        assert full.offsets[i].tolist() == offsets
+    assert full.attention_mask[len(TEXTS)].sum() == 512
 
 
 def test_onnx_vectors_agree_with_torch(by_runtime: dict[str, Embedder]) -> None:
@@ -187,8 +199,9 @@ def test_an_index_refuses_a_runtime_with_other_vectors(bundled_index: Settings, 
     with pytest.raises(IndexIncompatible, match="built by the onnx-int8 runtime.*RAG_RUNTIME=onnx-int8"):
         IndexStore.open(bundled_index.index_dir, runtime="torch")
     result = cli("ask", "متى تستأنف المحادثات؟", "--index-dir", bundled_index.index_dir, "--runtime", "onnx")
+    message = " ".join(result.output.split())  # the console wraps long lines
     assert result.exit_code == 1
-    assert "built by the onnx-int8 runtime" in result.output and "Traceback" not in result.output
+    assert "built by the onnx-int8 runtime" in message and "Traceback" not in message
     assert cli("ask", "x", "--runtime", "tensorflow").exit_code == 1
 
 
