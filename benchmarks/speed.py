@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--paragraphs", type=int, default=400, help="ARCD paragraphs to index")
+    ap.add_argument("--index-repeats", type=int, default=1)
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--requests", type=int, default=64, help="/ask requests per concurrency level")
     ap.add_argument("--levels", type=int, nargs="+", default=[4, 16])
@@ -133,7 +134,7 @@ def main() -> None:
         model = torch_embedder.model
         model.encode(texts[:8], prompt_name="passage")  # warm-up
         base_t, ours_t = [], {r: [] for r in runtimes}
-        for i in range(max(1, args.repeats // 2)):
+        for i in range(args.index_repeats):
             t0 = time.perf_counter()
             model.encode(texts, prompt_name="passage", batch_size=settings.batch_size, normalize_embeddings=True)
             base_t.append(time.perf_counter() - t0)

@@ -44,7 +44,7 @@ def by_runtime(embedder: Embedder) -> dict[str, Embedder]:
 
 # ---- choosing -----------------------------------------------------------------------------------------------
 def test_runtime_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert runtime_name(Settings()) == DEFAULT_RUNTIME == "onnx-int8"
+    assert runtime_name(Settings()) == DEFAULT_RUNTIME
     assert runtime_name(Settings(embedding_model="/some/sentence-transformers/dir")) == "torch"  # no ONNX export
     assert runtime_name(Settings(runtime="onnx")) == "onnx"
     monkeypatch.setenv("RAG_RUNTIME", "torch")
@@ -196,12 +196,13 @@ def test_onnx_vectors_agree_with_torch(by_runtime: dict[str, Embedder]) -> None:
 def test_an_index_refuses_a_runtime_with_other_vectors(bundled_index: Settings, cli) -> None:
     store = IndexStore.open(bundled_index.index_dir)
     assert store.manifest.runtime == DEFAULT_RUNTIME
-    with pytest.raises(IndexIncompatible, match="built by the onnx-int8 runtime.*RAG_RUNTIME=onnx-int8"):
-        IndexStore.open(bundled_index.index_dir, runtime="torch")
-    result = cli("ask", "متى تستأنف المحادثات؟", "--index-dir", bundled_index.index_dir, "--runtime", "onnx")
+    other = next(r for r in ("onnx-int8", "onnx", "torch") if not compatible(DEFAULT_RUNTIME, r))
+    with pytest.raises(IndexIncompatible, match=f"built by the {DEFAULT_RUNTIME} runtime.*RAG_RUNTIME={DEFAULT_RUNTIME}"):
+        IndexStore.open(bundled_index.index_dir, runtime=other)
+    result = cli("ask", "متى تستأنف المحادثات؟", "--index-dir", bundled_index.index_dir, "--runtime", other)
     message = " ".join(result.output.split())  # the console wraps long lines
     assert result.exit_code == 1
-    assert "built by the onnx-int8 runtime" in message and "Traceback" not in message
+    assert f"built by the {DEFAULT_RUNTIME} runtime" in message and "Traceback" not in message
     assert cli("ask", "x", "--runtime", "tensorflow").exit_code == 1
 
 

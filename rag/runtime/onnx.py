@@ -120,6 +120,7 @@ class OnnxRuntime:
         # A process that asks a question or two (`rag ask`) tokenises with the quick tokenizer; the full one
         # loads at the first larger batch, or the fifth small one (a server).
         self._tokenizer = tokenizer
+        self._tokenizer_lock = threading.Lock()
         quick = tokenizer is None and has_file(self.model_dir, "vocab.txt")  # exports since the quick tokenizer
         self._quick = QuickTokenizer(self.model_dir / "onnx") if quick else None
         self._quick_batches = 0
@@ -139,8 +140,9 @@ class OnnxRuntime:
     @property
     def tokenizer(self) -> Any:
         """The full tokenizer (loaded on first use)."""
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(verified_onnx(self.model_dir, "tokenizer.json"))
+        with self._tokenizer_lock:  # the API tokenises from many threads: load it once
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(verified_onnx(self.model_dir, "tokenizer.json"))
         return self._tokenizer
 
     def _encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
