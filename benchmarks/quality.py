@@ -458,9 +458,11 @@ def indexing_seconds(settings, embedder, chunk_tokens: int, overlap: int, embed_
         return time.perf_counter() - t0
 
 
-def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQuestion]], k: int) -> list[dict]:
+def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQuestion]], k: int,
+                 negatives: bool = True) -> list[dict]:
     """The shipped rows per runtime: R@1, R@5, MRR@10, containment (with every question answered, and after
-    abstention), answered and refused, pooled and per set, and the time to encode one question."""
+    abstention), answered and refused (without `negatives`: not measured, and their two indexes not built),
+    pooled and per set, and the time to encode one question."""
     pooled_corpus = [SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES]
     texts = list(dict.fromkeys(q.question for qs in questions.values() for q in qs))
     out = []
@@ -470,7 +472,7 @@ def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQu
         t0 = time.perf_counter()
         a = prepare(pooled_corpus, s, embedder)
         negatives = {name: prepare([SETS[other] / "corpus.jsonl", BUNDLED_ARTICLES], s, embedder)
-                     for name, other in (("arcd", "mlqa"), ("mlqa", "arcd"))}
+                     for name, other in (("arcd", "mlqa"), ("mlqa", "arcd"))} if negatives else {}
         prepare_s = time.perf_counter() - t0
         a.encode_query.size = 10**6
         a.encode_query.prime(texts)
@@ -487,7 +489,7 @@ def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQu
             hybrid, answerer = configure(a, row, None)
             per_set = {n: run_questions(a, hybrid, answerer, qs, k) for n, qs in questions.items()}
             negs = None
-            if row.abstain:
+            if row.abstain and negatives:
                 negs = {}
                 for n, qs in questions.items():
                     wh, wa = configure(negatives[n], row, None)
@@ -521,13 +523,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each set")
     ap.add_argument("--runtimes", nargs="+", default=None, help="the shipped rows per runtime instead")
+    ap.add_argument("--no-negatives", action="store_true", help="with --runtimes: skip the refusal rate")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     settings = get_settings()
     if args.runtimes:
         qs = {name: load_questions(path / "questions.jsonl")[: args.limit] for name, path in SETS.items()}
-        rows = runtime_rows(settings, list(dict.fromkeys(["torch", *args.runtimes])), qs, settings.top_k)
+        rows = runtime_rows(settings, list(dict.fromkeys(["torch", *args.runtimes])), qs, settings.top_k,
+                            negatives=not args.no_negatives)
         if args.json:
             print(json.dumps(rows, ensure_ascii=False, indent=2))
         else:
