@@ -173,11 +173,12 @@ class Embedder:
         """The loaded runtime (first access loads it: about 1 s for ONNX, 4-10 s for torch)."""
         if self._runtime is None:
             path = self._resolve()
+            # torch reads its own limit; an ONNX export is of our build, whose config says it without a model
+            max_len = 512 if self.runtime_name == "torch" else self.max_seq_length
             with self._lock:
                 if self._runtime is None:
                     try:
-                        self._runtime = load_runtime(self.runtime_name, path, self.settings.device,
-                                                     self.max_seq_length)
+                        self._runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len)
                     except ModelUnavailable as e:
                         raise ModelUnavailable(f"{e}; {self._hint()}") from e
         return self._runtime
