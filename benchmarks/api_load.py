@@ -91,15 +91,15 @@ async def over_http(url: str, questions: list[str], concurrency: int) -> dict:
     return stats(lat, time.perf_counter() - t0, errors)
 
 
-def start_server(index_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(index_dir: Path, log: Path, runtime: str | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    rag = Path(sys.executable).parent / "rag"
-    proc = subprocess.Popen([str(rag), "serve", "--host", "127.0.0.1", "--port", str(port), "--index-dir",
-                             str(index_dir)], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "RAG_API_KEY": ""})
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index-dir",
+           str(index_dir), *(["--runtime", runtime] if runtime else [])]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, "RAG_API_KEY": "", "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:

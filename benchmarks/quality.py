@@ -2,6 +2,11 @@
 last row being the shipped configuration. Also fits the abstention model (rag/answer.py, CONFIDENCE_MODELS).
 
     .venv/bin/python benchmarks/quality.py [--limit N] [--json]
+    .venv/bin/python benchmarks/quality.py --runtimes torch onnx onnx-int8   # the shipped rows per runtime
+
+With --runtimes, instead of the levers: per embedding runtime (rag/runtime/), each with its own cached indexes
+(built by that runtime), the shipped configuration with the shipped abstention model (not refitted) and the
+same with every question answered; torch, the reference, first.
 
 Pooled corpus = every ARCD and MLQA paragraph + the bundled articles. Per row and per set (ARCD, MLQA, pooled):
 recall@1, recall@5, MRR@10 of the gold paragraph; A@1, A@5: the share of questions whose top 1 / top 5 passages
@@ -453,13 +458,85 @@ def indexing_seconds(settings, embedder, chunk_tokens: int, overlap: int, embed_
         return time.perf_counter() - t0
 
 
+def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQuestion]], k: int,
+                 negatives: bool = True) -> list[dict]:
+    """The shipped rows per runtime: R@1, R@5, MRR@10, containment (with every question answered, and after
+    abstention), answered and refused (without `negatives`: not measured, and their two indexes not built),
+    pooled and per set, and the time to encode one question."""
+    pooled_corpus = [SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES]
+    texts = list(dict.fromkeys(q.question for qs in questions.values() for q in qs))
+    out = []
+    for runtime in runtimes:
+        s = settings.model_copy(update={"runtime": runtime})
+        embedder = Embedder(s)
+        t0 = time.perf_counter()
+        a = prepare(pooled_corpus, s, embedder)
+        negatives = {name: prepare([SETS[other] / "corpus.jsonl", BUNDLED_ARTICLES], s, embedder)
+                     for name, other in (("arcd", "mlqa"), ("mlqa", "arcd"))} if negatives else {}
+        prepare_s = time.perf_counter() - t0
+        a.encode_query.size = 10**6
+        a.encode_query.prime(texts)
+        for n in negatives.values():
+            n.encode_query.size = 10**6
+            n.encode_query._cache.update(a.encode_query._cache)
+        t0 = time.perf_counter()
+        for q in texts[:20]:
+            embedder.encode_queries_with_tokens([q])
+        encode_ms = (time.perf_counter() - t0) * 1000 / len(texts[:20])
+        row_out = {"runtime": runtime, "encode_ms_per_question": round(encode_ms, 1),
+                   "prepare_s": round(prepare_s, 1), "pooled_chunks": len(a.store)}
+        for row in (ROWS[-2], ROWS[-1]):  # every question answered, then the shipped abstention
+            hybrid, answerer = configure(a, row, None)
+            per_set = {n: run_questions(a, hybrid, answerer, qs, k) for n, qs in questions.items()}
+            negs = None
+            if row.abstain and negatives:
+                negs = {}
+                for n, qs in questions.items():
+                    wh, wa = configure(negatives[n], row, None)
+                    negs[n] = run_questions(negatives[n], wh, wa, qs, k)
+                negs["pooled"] = merge(list(negs.values()))
+            per_set["pooled"] = merge(list(per_set.values()))
+            row_out[row.name] = {n: {m: round(v, 4) for m, v in figures(r, negs[n] if negs else None).items()}
+                                 for n, r in per_set.items()}
+        out.append(row_out)
+        print(f"done: {runtime}", file=sys.stderr, flush=True)
+    return out
+
+
+def print_runtime_rows(rows: list[dict]) -> None:
+    ref = rows[0]
+    print(f"{'runtime':10} {'set':6} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'A@5':>6} {'contain all':>11} "
+          f"{'contain':>7} {'answer%':>7} {'refuse%':>7} {'dR@1':>6} {'dR@5':>6} {'dcont':>6} {'encode ms':>9}")
+    for r in rows:
+        for n in ("arcd", "mlqa", "pooled"):
+            every, shipped = r[ROWS[-2].name][n], r[ROWS[-1].name][n]
+            base = ref[ROWS[-1].name][n]
+            print(f"{r['runtime']:10} {n:6} {shipped['R@1']:6.3f} {shipped['R@5']:6.3f} {shipped['MRR@10']:7.3f} "
+                  f"{shipped['A@5']:6.3f} {every['containment']:11.3f} {shipped['containment']:7.3f} "
+                  f"{100 * shipped['answered']:7.1f} {100 * shipped['refused']:7.1f} "
+                  f"{shipped['R@1'] - base['R@1']:+6.3f} {shipped['R@5'] - base['R@5']:+6.3f} "
+                  f"{shipped['containment'] - base['containment']:+6.3f} "
+                  f"{r['encode_ms_per_question'] if n == 'pooled' else '':>9}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=None, help="first N questions of each set")
+    ap.add_argument("--runtimes", nargs="+", default=None, help="the shipped rows per runtime instead")
+    ap.add_argument("--no-negatives", action="store_true", help="with --runtimes: skip the refusal rate")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     settings = get_settings()
+    if args.runtimes:
+        qs = {name: load_questions(path / "questions.jsonl")[: args.limit] for name, path in SETS.items()}
+        rows = runtime_rows(settings, list(dict.fromkeys(["torch", *args.runtimes])), qs, settings.top_k,
+                            negatives=not args.no_negatives)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            print_runtime_rows(rows)
+        return
     embedder = Embedder(settings)
     k = settings.top_k
     questions = {name: load_questions(path / "questions.jsonl")[: args.limit] for name, path in SETS.items()}

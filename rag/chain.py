@@ -1,13 +1,15 @@
 """The assistant, assembled in one place. Read top to bottom, it is the flow of one question:
 
-    question -> query vector (e5, "query: ")
-             -> HybridRetriever: FAISS + BM25, scores fused              (a LangChain BaseRetriever)
-             -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step)
+    question -> query vector (e5, "query: "; the runtime of rag/runtime/)
+             -> HybridRetriever: FAISS + BM25, scores fused              (as a LangChain BaseRetriever: rag/runnables.py)
+             -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step there)
                 or GenerativeAnswerer: a chat model writes from the numbered passages; each citation
                 checked against its passages, the extractive answer as fallback (rag/generate.py)
              -> Answer (the JSON contract of the design note)
 
-Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py.
+Building the index (files -> clean -> chunks -> vectors -> index/) lives in rag/indexer.py. `Assistant.ask` runs
+the two steps directly; `Assistant.chain` is the same as a LangChain runnable, built (and LangChain imported) on
+first use, which keeps a cold `rag ask` from paying for LangChain's import.
 """
 
 from __future__ import annotations
@@ -15,47 +17,30 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from functools import cached_property
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.language_models import BaseChatModel
-from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import ConfigurableField, Runnable, RunnableLambda
-from pydantic import ConfigDict
 
 from rag.answer import AnswerConfig, ExtractiveAnswerer
 from rag.chunking import ChunkingConfig
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
-from rag.generate import GenerativeAnswerer, chat_model_from_settings
-from rag.indexer import IndexReport, IndexSpec, Progress, index_paths
 from rag.retrieval import HybridRetriever
 from rag.store import IndexStore, current_version
 from rag.types import Answer, Hit
-from rag.verify import SupportChecker
 
+# Cold start: generative answers (langchain's chat models, jinja2 prompts) and indexing are imported when used,
+# so an extractive `rag ask` on a built index loads neither.
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.runnables import Runnable
 
-class CitedRetriever(BaseRetriever):
-    """Hybrid retrieval as a LangChain retriever: each Document is one passage, its metadata the citation."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    hybrid: Any
-    k: int = 5
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        return [hit_to_document(h) for h in self.hybrid.search(query, self.k)]
-
-
-def hit_to_document(hit: Hit) -> LCDocument:
-    c = hit.chunk
-    return LCDocument(page_content=c.text, id=c.id, metadata={
-        "citation_id": c.id, "doc_id": c.doc_id, "start": c.start, "end": c.end, "score": hit.score,
-        "rank": hit.rank, "scores": hit.scores, "hit": hit})
+    from rag.generate import GenerativeAnswerer
+    from rag.indexer import IndexReport, IndexSpec, Progress
 
 
 class QueryEncoder:
@@ -99,28 +84,27 @@ class QueryEncoder:
         return vectors[0], tokens[0]
 
 
-Answerer = ExtractiveAnswerer | GenerativeAnswerer
+Answerer = Union[ExtractiveAnswerer, "GenerativeAnswerer"]
 
 
-def build_chain(retriever: CitedRetriever, answerer: Answerer, encode_query: QueryEncoder) -> Runnable:
-    """{"question": str} -> Answer; `k` is configurable per call: config={"configurable": {"k": 8}}."""
+def answer_step(answerer: Answerer, encode_query: QueryEncoder, question: str, hits: list[Hit],
+                retrieve_ms: float) -> Answer:
+    """The second step of the chain: the answer from the retrieved passages, with the steps' timings."""
+    t0 = time.perf_counter()
+    result = answerer.answer(question, encode_query(question), hits)
+    result.timings_ms = {"retrieve": round(retrieve_ms, 2), "answer": round((time.perf_counter() - t0) * 1000, 2),
+                         **result.timings_ms}
+    return result
 
-    def timed_retrieve(inputs: dict, config) -> dict:
-        t0 = time.perf_counter()
-        docs = configurable_retriever.invoke(inputs["question"], config)
-        return {**inputs, "documents": docs, "retrieve_ms": (time.perf_counter() - t0) * 1000}
 
-    def answer(inputs: dict) -> Answer:
-        t0 = time.perf_counter()
-        hits = [d.metadata["hit"] for d in inputs["documents"]]
-        result = answerer.answer(inputs["question"], encode_query(inputs["question"]), hits)
-        result.timings_ms = {"retrieve": round(inputs["retrieve_ms"], 2),
-                             "answer": round((time.perf_counter() - t0) * 1000, 2), **result.timings_ms}
-        return result
+def __getattr__(name: str):
+    """The LangChain side (CitedRetriever, hit_to_document, build_chain) lives in rag/runnables.py, imported on
+    first use: importing langchain-core costs a cold `rag ask` about a second."""
+    if name in ("CitedRetriever", "hit_to_document", "build_chain"):
+        from rag import runnables
 
-    configurable_retriever = retriever.configurable_fields(
-        k=ConfigurableField(id="k", name="passages", description="how many passages to retrieve"))
-    return RunnableLambda(timed_retrieve) | RunnableLambda(answer)
+        return getattr(runnables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Assistant:
@@ -132,7 +116,8 @@ class Assistant:
         name (RAG_LLM_MODEL), else none, and answers are extractive."""
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
-        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id)
+        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id,
+                                              runtime=self.embedder.runtime_name)
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
@@ -142,18 +127,37 @@ class Assistant:
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
             query_tokens=self.encode_query.tokens)
-        self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(s)
+        self.chat_model = chat_model
+        if chat_model is None and (s.llm_model or s.llm_base_url):
+            from rag.generate import chat_model_from_settings
+
+            self.chat_model = chat_model_from_settings(s)
         self.answerer: Answerer = self.extractive
         if self.chat_model is not None:
+            from rag.generate import GenerativeAnswerer
+            from rag.verify import SupportChecker
+
             checker = SupportChecker(self.store, self.embedder.encode_queries)
             self.answerer = GenerativeAnswerer(self.chat_model, self.store, self.extractive, checker,
                                                timeout=s.llm_timeout)
-        self.retriever = CitedRetriever(hybrid=self.hybrid, k=s.top_k)
-        self.chain = build_chain(self.retriever, self.answerer, self.encode_query)
         # Warm up now (Haystack's warm_up): load the model, run one forward pass, read the BM25 arrays, so no
         # question pays for them.
         self.encode_query("warm-up")
         self.store.bm25
+
+    @cached_property
+    def retriever(self):
+        """Hybrid retrieval as a LangChain retriever (rag.runnables.CitedRetriever)."""
+        from rag.runnables import CitedRetriever
+
+        return CitedRetriever(hybrid=self.hybrid, k=self.settings.top_k)
+
+    @cached_property
+    def chain(self) -> Runnable:
+        """The same steps as `ask` as a LangChain runnable: {"question": str} -> Answer, `k` configurable."""
+        from rag.runnables import build_chain
+
+        return build_chain(self.retriever, self.answerer, self.encode_query)
 
     def check_question(self, question: str) -> str:
         q = (question or "").strip()
@@ -174,7 +178,8 @@ class Assistant:
         q = self.check_question(question)
         k = self.check_k(k)
         t0 = time.perf_counter()
-        answer = self.chain.invoke({"question": q}, config={"configurable": {"k": k}})
+        hits = self.hybrid.search(q, k)  # what `chain` runs, without importing LangChain (see `__getattr__`)
+        answer = answer_step(self.answerer, self.encode_query, q, hits, (time.perf_counter() - t0) * 1000)
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
         return answer
 
@@ -188,7 +193,7 @@ class Assistant:
         retrieve_ms = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
         query_vector = self.encode_query(q)
-        if isinstance(self.answerer, GenerativeAnswerer) and not extractive:
+        if self.answerer is not self.extractive and not extractive:  # generative
             events = self.answerer.stream(q, query_vector, hits)
         else:
             events = iter([self.extractive.answer(q, query_vector, hits)])
@@ -206,11 +211,15 @@ class Assistant:
 
 def build_index(paths: list[Path], settings: Settings | None = None, embedder: Embedder | None = None,
                 rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
+    from rag.indexer import index_paths
+
     s = settings or get_settings()
     return index_paths(paths, s.index_dir, index_spec(s, embedder or Embedder(s)), rebuild=rebuild, progress=progress)
 
 
 def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
+    from rag.indexer import IndexSpec
+
     return IndexSpec(embedder, ChunkingConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
                      embed_title=settings.embed_title, batch_size=settings.batch_size)
 

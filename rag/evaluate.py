@@ -54,18 +54,22 @@ def load_questions(path: Path, answerable: bool | None = None) -> list[EvalQuest
     return out
 
 
-def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str) -> Path:
+def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtime: str = "torch") -> Path:
+    """The cached index of `corpus`; one per runtime (torch keeps the key it had before there were others)."""
     h = hashlib.sha256()
     for p in sorted(corpus):
         h.update(p.name.encode())
         h.update(hashlib.sha256(p.read_bytes()).digest() if p.is_file() else
                  "".join(sorted(str(f) for f in p.rglob("*"))).encode())
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
+    if runtime != "torch":
+        h.update(runtime.encode())
     return settings.cache_dir / "eval" / h.hexdigest()[:16]
 
 
 def prepare(corpus: list[Path], settings: Settings, embedder: Embedder, progress=None) -> Assistant:
-    s = settings.model_copy(update={"index_dir": eval_index_dir(corpus, settings, embedder.model_id)})
+    s = settings.model_copy(update={"index_dir": eval_index_dir(corpus, settings, embedder.model_id,
+                                                                embedder.runtime_name)})
     report = build_index(corpus, s, embedder, progress=progress)
     if report.skipped:
         raise InvalidInput("the corpus has unreadable parts: " + "; ".join(map(str, report.skipped[:3])))

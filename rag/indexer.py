@@ -9,6 +9,8 @@ is reported), so a bad edit never silently drops indexed data.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,30 +95,104 @@ class ChunkEmbeddings:
                    np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
+def _chunk_inputs(docs: dict[str, Document], chunks: list[Chunk], embed_title: bool
+                  ) -> tuple[list[str], list[list[tuple[int, int]]], list[int]]:
+    """The texts embedded for `chunks`, their sentences' spans in those texts, and each chunk's offset in its text."""
+    texts, spans, offsets = [], [], []
+    for c in chunks:
+        text, offset = embedding_text(docs[c.doc_id], c, embed_title)
+        texts.append(text)
+        offsets.append(offset)
+        spans.append([(s.start - c.start + offset, s.end - c.start + offset) for s in c.sentences])
+    return texts, spans, offsets
+
+
+def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens) -> list[ChunkEmbeddings]:
+    """Per chunk, what the index stores: token vectors as int8 and their spans in the document."""
+    parts = []
+    for c, offset, vec, sent, t in zip(chunks, offsets, vecs, sents, tokens):
+        doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
+        doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
+        parts.append(ChunkEmbeddings.one(vec, sent, quantize_tokens(t.vectors), doc_spans))
+    return parts
+
+
 def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chunk], embed_title: bool,
                  batch_size: int = 32, progress: Progress | None = None, group: int = 512) -> ChunkEmbeddings:
-    """Chunk, sentence and token vectors (late chunking: one forward pass per chunk).
-
-    Chunks go to the model in large groups so that sentence-transformers can sort them by length and pad
-    little; the groups exist only to report progress."""
-    dim = embedder.dimension
+    """Chunk, sentence and token vectors (late chunking: one forward pass per chunk), one step after another:
+    the reference `embed_documents` must agree with."""
     parts = []
     for i in range(0, len(chunks), group):
         part = chunks[i:i + group]
-        texts, spans, offsets = [], [], []
-        for c in part:
-            text, offset = embedding_text(docs[c.doc_id], c, embed_title)
-            texts.append(text)
-            offsets.append(offset)
-            spans.append([(s.start - c.start + offset, s.end - c.start + offset) for s in c.sentences])
-        vecs, sents, tokens = embedder.encode_late(texts, spans, batch_size=batch_size)
-        for c, offset, vec, sent, t in zip(part, offsets, vecs, sents, tokens):
-            doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
-            doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
-            parts.append(ChunkEmbeddings.one(vec, sent, quantize_tokens(t.vectors), doc_spans))
+        texts, spans, offsets = _chunk_inputs(docs, part, embed_title)
+        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size))
         if progress:
             progress(min(i + group, len(chunks)), len(chunks))
-    return ChunkEmbeddings.concat(parts, dim)
+    return ChunkEmbeddings.concat(parts, embedder.dimension)
+
+
+_DONE = object()
+
+
+def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[str], progress: Progress | None = None,
+                    window: int = 512, queue_size: int = 4) -> tuple[list[Chunk], ChunkEmbeddings]:
+    """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
+    documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
+    previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
+    little of a forward pass is padding. The same windows and batches as `embed_chunks`: the same vectors."""
+    embedder, bs = spec.embedder, spec.batch_size
+    batches: queue.Queue = queue.Queue(maxsize=queue_size)
+    chunks: list[Chunk] = []
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            pending: list[Chunk] = []
+            for n, doc_id in enumerate(doc_ids):
+                doc = docs[doc_id]
+                pending += chunk_document(doc, clean(doc), embedder.count_tokens, spec.chunking,
+                                          skip_title=spec.embed_title)
+                while len(pending) >= window or (pending and n == len(doc_ids) - 1):
+                    part, pending = pending[:window], pending[window:]
+                    first = len(chunks)
+                    chunks.extend(part)
+                    texts, spans, offsets = _chunk_inputs(docs, part, spec.embed_title)
+                    order = sorted(range(len(part)), key=lambda i: -len(texts[i].strip()))
+                    for at in range(0, len(order), bs):
+                        idx = order[at:at + bs]
+                        put(([first + i for i in idx], [spans[i] for i in idx], [offsets[i] for i in idx],
+                             embedder.prepare_passages([texts[i] for i in idx])))
+                        if stop.is_set():
+                            return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(e)
+
+    producer = threading.Thread(target=produce, name="rag-index-producer", daemon=True)
+    producer.start()
+    results: dict[int, ChunkEmbeddings] = {}
+    try:
+        while (item := batches.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            rows, spans, offsets, prepared = item
+            vecs, sents, tokens = embedder.late_vectors(prepared, embedder.forward_passages(prepared), spans)
+            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens)):
+                results[row] = part
+            if progress:
+                progress(len(results), max(len(chunks), len(results)))
+    finally:
+        stop.set()
+        producer.join()
+    return chunks, ChunkEmbeddings.concat([results[i] for i in range(len(chunks))], embedder.dimension)
 
 
 def _in_scope(path: str, roots: list[Path]) -> bool:
@@ -139,7 +215,7 @@ class IndexSpec:
     def manifest(self) -> Manifest:
         return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
                         chunk_tokens=self.chunking.max_tokens, chunk_overlap_tokens=self.chunking.overlap_tokens,
-                        embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION)
+                        embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION, runtime=self.embedder.runtime_name)
 
 
 def _counts(index_dir: Path) -> tuple[int, int]:
@@ -150,7 +226,8 @@ def _counts(index_dir: Path) -> tuple[int, int]:
 def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
     if rebuild or current_version(index_dir) is None:
         return None
-    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, older_format=True)
+    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, older_format=True,
+                           runtime=spec.embedder.runtime_name)
 
 
 def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],
@@ -171,12 +248,7 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
                 kept_chunks.append(chunk)
                 kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row),
                                                 *old.stored_token_vectors(row)))
-    new_chunks: list[Chunk] = []
-    for doc_id in sorted(set(final) - keep_ids):
-        doc = final[doc_id]
-        new_chunks.extend(chunk_document(doc, clean(doc), spec.embedder.count_tokens, spec.chunking,
-                                         skip_title=spec.embed_title))
-    new = embed_chunks(spec.embedder, final, new_chunks, spec.embed_title, spec.batch_size, progress)
+    new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress)
 
     chunks = kept_chunks + new_chunks
     every = ChunkEmbeddings.concat(kept + [new], dim)

@@ -52,13 +52,11 @@ def token_similarities(query_tokens: np.ndarray, tokens: np.ndarray) -> np.ndarr
     """The cosine of every question token with every passage token, (question tokens, passage tokens)."""
     if not len(query_tokens) or not len(tokens):
         return np.zeros((len(query_tokens), len(tokens)), np.float32)
-    # In torch, on the model's own threads: numpy's matrix product runs on OpenBLAS threads, which keep spinning
-    # after it and slowed the next question's forward pass from 27 to 65 ms on 2 cores.
-    import torch
-
-    q = torch.from_numpy(np.ascontiguousarray(query_tokens, dtype=np.float32))
-    t = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32))
-    return (q @ t.T).numpy()
+    # numpy runs on one OpenBLAS thread (rag/__init__.py): threads that keep spinning after a product slowed the
+    # next question's forward pass from 27 to 65 ms on 2 cores. (torch is not imported on the question path.)
+    q = np.ascontiguousarray(query_tokens, dtype=np.float32)
+    t = np.ascontiguousarray(tokens, dtype=np.float32)
+    return q @ t.T
 
 
 def max_sim(query_tokens: np.ndarray, tokens: np.ndarray | None = None, *,

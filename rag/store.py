@@ -31,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from rag.errors import IndexIncompatible, IndexMissing
+from rag.runtime import compatible, compatible_runtimes
 from rag.types import Chunk, Document, Span
 
 FORMAT_VERSION = 2  # 2: token vectors (an index of format 1 is re-embedded by the next `rag index`)
@@ -62,6 +63,7 @@ class Manifest:
     chunk_overlap_tokens: int
     embed_title: bool
     tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
+    runtime: str = "torch"  # the embedding runtime that wrote it (rag/runtime/); older indexes: torch
     documents: int = 0
     chunks: int = 0
     created: float = 0.0
@@ -222,7 +224,9 @@ class IndexStore:
         self.path = version_dir
         self.manifest = read_manifest(version_dir)
         self._db = sqlite3.connect(f"file:{version_dir / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-        self.faiss = faiss.read_index(str(version_dir / "chunks.faiss"))
+        # Memory-mapped (faiss's IndexFlatCodes mmap): opening costs nothing however large the index, and the
+        # page cache is shared between processes (`rag ask` after `rag ask`, the API's workers).
+        self.faiss = faiss.read_index(str(version_dir / "chunks.faiss"), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         self.sentence_vectors = np.load(version_dir / "sentences.npy", mmap_mode="r", allow_pickle=False)
         self.tokens = self.token_spans = self.token_rows = None
         if (version_dir / "tokens.npy").exists():
@@ -235,10 +239,12 @@ class IndexStore:
         self._doc_cache: dict[str, Document] = {}
 
     @classmethod
-    def open(cls, index_dir: Path, model_id: str | None = None, older_format: bool = False) -> "IndexStore":
+    def open(cls, index_dir: Path, model_id: str | None = None, older_format: bool = False,
+             runtime: str | None = None) -> "IndexStore":
         """The live version. An index of an older format is refused, since its answers would be scored without
         what the new format adds; `older_format` opens it anyway, for `rag index` (which re-embeds it) and for
-        reading documents and citations, which every format holds."""
+        reading documents and citations, which every format holds. `runtime`: the embedding runtime that will
+        query it, refused when its vectors are not comparable with the index's (rag.runtime.compatible)."""
         version = current_version(index_dir)
         if version is None:
             raise IndexMissing(f"no index in {index_dir}; build one with `rag index PATH`")
@@ -248,6 +254,13 @@ class IndexStore:
                 f"the index in {index_dir} was built with the model {store.manifest.model_id!r}, "
                 f"but {model_id!r} is configured; rebuild it with `rag index --rebuild PATH` "
                 "or point --index-dir elsewhere"
+            )
+        if runtime is not None and not compatible(store.manifest.runtime, runtime):
+            raise IndexIncompatible(
+                f"the index in {index_dir} was built by the {store.manifest.runtime} runtime, and the {runtime} "
+                "runtime's vectors are not comparable with its; use "
+                f"RAG_RUNTIME={' or '.join(compatible_runtimes(store.manifest.runtime))} (or --runtime), "
+                "or rebuild it with `rag index --rebuild PATH`"
             )
         if not older_format and store.manifest.format_version < FORMAT_VERSION:
             raise IndexIncompatible(
@@ -331,7 +344,7 @@ class IndexStore:
         if self._bm25 is None and (self.path / "bm25").is_dir():
             import bm25s
 
-            self._bm25 = bm25s.BM25.load(str(self.path / "bm25"), mmap=False)
+            self._bm25 = bm25s.BM25.load(str(self.path / "bm25"), mmap=True)
         return self._bm25
 
     def close(self) -> None:

@@ -50,7 +50,10 @@ def test_query_and_passage_prompts_are_applied(embedder: Embedder) -> None:
     p = embedder.encode_passages([text])[0][0]
     assert q @ p < 0.99
     raw = embedder.model.encode([text], prompt="passage: ", normalize_embeddings=True)[0]
-    assert np.allclose(p, raw, atol=1e-5)
+    if embedder.runtime_name == "onnx-int8":  # int8 weights: close to sentence-transformers' vector, not equal
+        assert p @ raw > 0.97
+    else:
+        assert np.allclose(p, raw, atol=1e-5)
     # Trailing whitespace is stripped before encoding, so it cannot change the vector.
     assert np.allclose(embedder.encode_queries([text + " \n"])[0], q, atol=1e-6)
 

@@ -1,0 +1,112 @@
+"""Runtimes for the embedding model: the same e5 weights run by sentence-transformers (torch, the reference) or by
+ONNX Runtime (an fp32 export, or its dynamically quantised int8 copy). One setting, RAG_RUNTIME, picks one.
+
+A runtime does one thing: texts (prompt already prepended) in, each text's last hidden states and their
+character offsets out, one forward pass. Pooling, sentence vectors and token vectors are computed from those in
+rag/embeddings.py, the same numpy code for every runtime, so the runtimes differ only in the forward pass.
+
+Nothing heavy is imported here: `rag ask` on an ONNX runtime must never import torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from rag.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+
+RUNTIMES = ("onnx-int8", "onnx", "torch")
+# The fastest runtime within 0.005 of torch on R@1, R@5 and containment (benchmarks/quality.py --runtime).
+DEFAULT_RUNTIME = "onnx-int8"
+DEVICES = ("auto", "cpu", "cuda")
+# Runtimes whose vectors are interchangeable: an index built by one may be queried (and updated) by another of
+# the same family. torch and the fp32 export agree to a cosine of 0.99999 on every pooled vector and token state
+# (the export check); the int8 copy drifts further (about 0.98, measured by the same check), so it is its own.
+VECTOR_FAMILY = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One text's forward pass: the last hidden state of every token (padding removed, specials and prompt
+    kept, as mean pooling reads them) and each token's [start, end) characters in the input (specials: 0, 0)."""
+
+    states: np.ndarray  # (t, d) float32
+    offsets: np.ndarray  # (t, 2) int64
+
+
+class EncoderRuntime(Protocol):
+    name: str  # one of RUNTIMES
+    device: str  # "cpu" or "cuda"
+
+    def prepare(self, texts: Sequence[str]) -> Any:
+        """What can be done before the forward pass without the model (tokenising, padding). Runs in the
+        indexer's producer thread, overlapping the previous batch's forward pass."""
+
+    def forward(self, prepared: Any) -> list[Forward]:
+        """One forward pass over a prepared batch."""
+
+
+def runtime_name(settings: Settings) -> str:
+    """The configured runtime; unset, the default for the bundled model and torch for any other model (an
+    arbitrary sentence-transformers model has no ONNX export)."""
+    name = settings.runtime or (DEFAULT_RUNTIME if not settings.embedding_model else "torch")
+    if name not in RUNTIMES:
+        raise ModelUnavailable(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)} (RAG_RUNTIME, --runtime)")
+    return name
+
+
+def resolve_device(requested: str, cuda_available: Callable[[], bool]) -> str:
+    """`auto` is CUDA when there is one, else the CPU; `cuda` without one is an error, not a silent CPU run.
+    `cuda_available` is asked only when needed (asking torch imports it)."""
+    if requested not in DEVICES:
+        raise ModelUnavailable(f"unknown device {requested!r}: use one of {', '.join(DEVICES)} (RAG_DEVICE)")
+    if requested == "cpu":
+        return "cpu"
+    if cuda_available():
+        return "cuda"
+    if requested == "cuda":
+        raise ModelUnavailable("RAG_DEVICE=cuda, but no CUDA device is available to this runtime (see the README "
+                               "for a CUDA build of torch or onnxruntime-gpu), or set RAG_DEVICE=cpu")
+    return "cpu"
+
+
+def onnx_providers(device: str) -> list[str]:
+    """ONNX Runtime execution providers for a resolved device, best first."""
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (a container's quota shows in the affinity mask, not in cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def compatible(index_runtime: str, runtime: str) -> bool:
+    """May an index built by `index_runtime` be queried or updated by `runtime`?"""
+    return VECTOR_FAMILY.get(index_runtime, index_runtime) == VECTOR_FAMILY.get(runtime, runtime)
+
+
+def compatible_runtimes(index_runtime: str) -> list[str]:
+    return [r for r in RUNTIMES if compatible(index_runtime, r)]
+
+
+def load_runtime(name: str, model_path: str, device: str, max_seq_length: int) -> EncoderRuntime:
+    """Load the named runtime over a model directory (for torch: any sentence-transformers name or path)."""
+    if name == "torch":
+        from rag.runtime.torch import TorchRuntime
+
+        return TorchRuntime(model_path, device)
+    from rag.runtime.onnx import OnnxRuntime
+
+    return OnnxRuntime(Path(model_path), quantized=name == "onnx-int8", device=device,
+                       max_seq_length=max_seq_length)

@@ -1,0 +1,42 @@
+"""The pipelined indexer (a producer thread chunking and tokenising beside the forward passes) gives exactly the
+chunks and vectors of doing one step after the other."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag.chain import index_spec
+from rag.chunking import chunk_document
+from rag.config import BUNDLED_ARTICLES, get_settings
+from rag.documents import clean, load_paths
+from rag.embeddings import Embedder
+from rag.indexer import embed_chunks, embed_documents
+
+
+def test_pipeline_gives_the_same_chunks_and_vectors(embedder: Embedder) -> None:
+    settings = get_settings()
+    spec = index_spec(settings, embedder)
+    docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
+    ids = sorted(docs)
+    sequential_chunks = [c for d in ids for c in chunk_document(docs[d], clean(docs[d]), embedder.count_tokens,
+                                                                 spec.chunking, skip_title=spec.embed_title)]
+    want = embed_chunks(embedder, docs, sequential_chunks, spec.embed_title, spec.batch_size, group=7)
+    seen = []
+    # A small window and queue: many windows, and a producer that must wait for the model.
+    chunks, got = embed_documents(spec, docs, ids, progress=lambda done, total: seen.append((done, total)),
+                                  window=7, queue_size=1)
+    assert chunks == sequential_chunks and len(chunks) > 14
+    assert np.array_equal(got.vectors, want.vectors)
+    assert np.array_equal(got.sentences, want.sentences)
+    assert np.array_equal(got.token_rows, want.token_rows) and np.array_equal(got.token_spans, want.token_spans)
+    assert all(np.array_equal(a, b) for a, b in zip(got.tokens, want.tokens))
+    assert seen[-1] == (len(chunks), len(chunks)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_pipeline_raises_what_the_producer_hit(embedder: Embedder) -> None:
+    import pytest
+
+    spec = index_spec(get_settings(), embedder)
+    docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
+    with pytest.raises(KeyError):
+        embed_documents(spec, docs, sorted(docs) + ["no-such-document"], window=3)
