@@ -62,6 +62,7 @@ class Manifest:
     chunk_overlap_tokens: int
     embed_title: bool
     tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
+    stemmer: str = ""  # version of the stemmer that made the BM25 tokens ("" before it had one)
     documents: int = 0
     chunks: int = 0
     created: float = 0.0
