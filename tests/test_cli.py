@@ -94,6 +94,20 @@ def test_ask_abstains_in_the_question_language_when_the_articles_hold_no_answer(
     assert answer["answer"].startswith("لم أجد" if lang == "ar" else "I could not find")
 
 
+def test_ask_shows_the_short_answer_first_and_json_carries_it(cli, bundled_index):
+    q = "كم عدد الجنود الأمريكيين في العراق؟"
+    data = json.loads(cli("ask", q, "--index-dir", bundled_index.index_dir, "--json").stdout)
+    short = data["short_answer"]
+    assert short["text"] == "2500 جندي" and short["kind"] == "number"
+    cited = next(c for c in data["citations"] if c["n"] == short["n"])
+    assert cited["start"] <= short["start"] < short["end"] <= cited["end"]
+    assert cited["quote"][short["start"] - cited["start"]:short["end"] - cited["start"]] == short["text"]
+    readable = cli("ask", q, "--index-dir", bundled_index.index_dir)
+    assert readable.exit_code == 0
+    assert readable.stdout.splitlines()[0] == f"2500 جندي [{short['n']}]"
+    assert data["answer"] in readable.stdout
+
+
 def test_ask_readable_output_lists_sources(cli, bundled_index):
     result = cli("ask", ANSWERABLE[0][0], "--index-dir", bundled_index.index_dir)
     assert result.exit_code == 0
