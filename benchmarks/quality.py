@@ -36,7 +36,53 @@ Rows (each adds one lever to the row above):
                  of the terms shared: the same sentence in a near-duplicate paragraph) is not quoted; second-
                  sentence margin 0.015 -> 0.02, which keeps the answer length
   +abstention    logistic confidence over the best sentence and the retrieval evidence (CONFIDENCE_FEATURES),
-                 fitted here on answerable vs negative questions (= the shipped configuration)
+                 fitted here on answerable vs negative questions
+  +400 chars     the whole answer text (quotes and [n] markers) held to 400 characters: a second sentence that
+                 does not fit is left out, a longer best sentence is quoted as its clauses around the question's
+                 words (rag.short_answer.fit_span)
+  +short answer  the short answer (rag/short_answer.py) (= the shipped configuration)
+
+Columns added for issue 17: c@400 = containment counting only answers whose whole text is at most 400
+characters; >400% = the share of answers over it; chars = mean answer length; EM / F1 = the short answer against
+the gold spans (rag.evaluate.exact_match / token_f1, SQuAD-style with Arabic normalisation; no short answer or
+an abstention scores 0); short% = answers with a short answer. Sets: arcd, mlqa, pooled (their union: the goals),
+en = ../shared/eval/crosslingual_en (304 English translations of dev questions, over the same pooled corpus; their
+negatives are asked of the other set's corpus like the Arabic ones) and en-ar = the same 304 items as asked in
+Arabic. `--rows NAME...` runs only those rows (no plain index, no indexing timings); question encodings are cached
+in the eval cache, so a second run starts at once.
+
+Sixth round (issue 17; scratch harness over the pooled index with every 3rd Arabic dev question, 465 ARCD + 173
+MLQA, and all 304 English ones; the shipped abstention weights; run on a shared 2-core machine under load, so a
+full run of this script was not possible before the deadline):
+  - morphology (kept): broken plurals map to their singular's stem (rag/plurals.py, 85 unambiguous pairs), and
+    ل / ب before a 5-letter name in -ان keeps the name (لإيران = إيران, لطهران = طهران). BM25 alone over the pooled
+    corpus, every dev question: ARCD R@1 0.665 -> 0.672, MRR@10 0.777 -> 0.782; MLQA R@1 0.609 -> 0.631, MRR@10
+    0.677 -> 0.694. A stemmer change now only rebuilds BM25 (STEMMER_VERSION), without re-embedding.
+  - answers held to 400 characters (kept): with the old answers 25.1% of them ran past 400 characters (ARCD
+    28.8%, MLQA 11.1%); containment@400 pooled 0.564 -> 0.721 (ARCD 0.604 -> 0.811, MLQA 0.457 -> 0.480), while
+    containment regardless of length goes 0.755 -> 0.721 (the second sentence left out held the answer); mean
+    answer 316 -> 248 characters. The goal (0.80 pooled) is not reached: answered 89.2% of answerable questions,
+    and containment when answered is 0.81.
+  - short answer (kept): EM / F1 pooled 0.089 / 0.263 (ARCD 0.095 / 0.299, MLQA 0.075 / 0.166), a short answer on
+    97.4% of the answers; English 0.020 / 0.085, the same items in Arabic 0.118 / 0.217. Given the gold sentence
+    (the reader's ceiling, every dev question) the rules reach F1 0.376 (ARCD) / 0.285 (MLQA): dates 0.50-0.56,
+    numbers 0.43-0.60, names 0.26, other phrases 0.23-0.31. Far below the extractive readers' 0.62-0.69 (they see
+    the gold paragraph and were trained for it); a learned span scorer was not built in this round.
+    Keeping the clauses of a long sentence around the short answer instead of around the clause with most of
+    the question's words: containment@400 0.723 -> 0.718 (F1 0.261 -> 0.263); dropped. With the new abstention
+    (below) English containment@400 is 0.362 -> 0.454 (the same items in Arabic 0.667: 0.21 apart, goal 0.10).
+  - English questions (kept): BM25 over Arabic passages for an English question only matched the few Latin words
+    of other passages; counting BM25's candidates only in the question's language: R@1 0.411 -> 0.484, R@5 0.793
+    -> 0.816; name keys across scripts (rag/names.py) on top: 0.513 / 0.822 (the same items in Arabic: 0.725 /
+    0.922, so R@5 stays 0.10 short of the goal of 0.03). Second-stage weights for English (depth 50): R@5 0.812.
+  - cross-language abstention (kept): the old model (the best cosine alone, shifted by 0.056 measured on 12
+    pairs) answered 71.4% of the English questions and refused 72.0% of their negatives. A model over cos, late,
+    dense_top and dense_margin fitted on the Arabic questions, with each feature raised by its median drop from an
+    Arabic question to its English translation (0.073, 0.073, 0.073, 0.004 on the 304 pairs): answered 90.1%
+    (the Arabic originals 86.5%: the goal is met) but refused only 51.3% of the English negatives. Scaling the
+    shift down trades one for the other (x 0.8: 76.0% / 74.0%, x 0.6: 55.6% / 90.8%); adding the rare-term and
+    name coverage features: 92.1% / 43.8%. The English features separate answerable from unanswerable far less
+    well than the Arabic ones; not solved here.
 
 Levers tried and dropped (pooled figures on this dev set, on top of score fusion unless said; measured with a
 scratch harness over the same indexes, so they may differ from the table's rows by about 0.001):

@@ -288,3 +288,18 @@ def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
 
     bad = subprocess.run([str(rag), "cite", "nope"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "malformed citation id" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_index_stemmed_under_an_older_stemmer_gets_new_bm25_tokens_without_re_embedding(cli, tmp_path):
+    import numpy as np
+
+    corpus, index_dir, first, version = index_written_by_an_older_version(cli, tmp_path, stemmer="")
+    vectors = np.load(version / "sentences.npy") if (version / "sentences.npy").exists() else None
+    again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert again["written"] and again["chunks_embedded"] == 0 and again["chunks"] == first["chunks"]
+    store = IndexStore.open(index_dir)
+    assert store.manifest.stemmer == "stem-v1"
+    if vectors is not None:
+        assert np.array_equal(np.load(store.path / "sentences.npy"), vectors)
+    assert "جند" in store.bm25.vocab_dict  # جنود and جندي, one stem
+    store.close()
