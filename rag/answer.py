@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.arabic import detect_language, normalize
+from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
+from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.retrieval import coverage, max_sim, sentence_terms, term_weights, token_similarities
+from rag.short_answer import SpanConfig, fit_span, mark_asked, pick, question_type, sentence_words, word_matches
 from rag.store import IndexStore
-from rag.types import Answer, Citation, Hit, Span
+from rag.types import Answer, Citation, Hit, ShortAnswer, Span
 
 ABSTAIN_MESSAGE = {
     "ar": "لم أجد في المقالات المتاحة ما يجيب عن هذا السؤال.",
@@ -44,15 +46,19 @@ _HAS_NUMBER = re.compile(
 # sentence's similarity, share of the question's rare terms and late interaction (token-level match), that
 # share over its whole passage, the best passage cosine and its lead over the next passage, the best BM25
 # score per unit of question IDF and its lead. A question in another language shares no terms with Arabic
-# articles and its e5 cosines run lower (by a median 0.056 on 12 dev questions we translated to English:
-# benchmarks/crosslingual.py), so it gets the similarity-only model with that shift folded into the bias.
+# articles, so it gets a model over the features that do not count shared words (CROSS_LANGUAGE_FEATURES),
+# fitted on the same Arabic questions; its e5 similarities run lower than the Arabic question's would, so each
+# feature is first raised by CROSS_LANGUAGE_SHIFT, the median drop from an Arabic question to its English
+# translation (../shared/eval/crosslingual_en, measured by benchmarks/quality.py).
 CONFIDENCE_FEATURES = ("cos", "coverage", "late", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
                        "bm25_margin")
+CROSS_LANGUAGE_FEATURES = ("cos", "late", "dense_top", "dense_margin")
 CONFIDENCE_MODELS = {
     "same_language": {"bias": -59.044, "cos": 51.337, "coverage": 1.878, "late": 20.128, "passage_coverage": 2.915,
                       "dense_top": -2.251, "dense_margin": 2.504, "bm25_top": -2.844, "bm25_margin": 1.525},
-    "cross_language": {"bias": -59.196 + 70.704 * 0.056, "cos": 70.704},
+    "cross_language": {"bias": -61.77, "cos": 34.2, "late": 43.481, "dense_top": -2.487, "dense_margin": 3.41},
 }
+CROSS_LANGUAGE_SHIFT = {"cos": 0.073, "late": 0.073, "dense_top": 0.073, "dense_margin": 0.004}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,15 @@ class AnswerConfig:
     # rag.retrieval.max_sim). It spreads the scores, hence the margins above (0.01 / 0.06 without it).
     late_weight: float = 0.5
     abstain_threshold: float = 0.5  # on the confidence probability; 0 never abstains
+    # The whole answer text (quotes and their [n] markers) stays within max_chars: a second sentence that does
+    # not fit is left out, and a best sentence longer than that is quoted as its clauses around the short answer
+    # (rag.short_answer.fit_span). 0 = no limit.
+    max_chars: int = 400
+    # The short answer (rag.short_answer); a sentence word matches the question by stem, or, when the question is
+    # in another language, by a name key (rag.names) or a token cosine within token_margin of the sentence's
+    # closest word's. None: no short answer.
+    short: SpanConfig | None = SpanConfig()
+    token_margin: float = 0.05
 
 
 @dataclass
@@ -143,8 +158,12 @@ class ExtractiveAnswerer:
 
     def confidence(self, question: str, best: ScoredSentence, hits: list[Hit], question_language: str) -> float:
         """Probability that the answer is in what was retrieved (see CONFIDENCE_MODELS)."""
-        w = CONFIDENCE_MODELS["same_language" if question_language == "ar" else "cross_language"]
         x = self.features(question, best, hits)
+        if question_language == "ar":
+            w = CONFIDENCE_MODELS["same_language"]
+        else:
+            w = CONFIDENCE_MODELS["cross_language"]
+            x = {name: value + CROSS_LANGUAGE_SHIFT.get(name, 0.0) for name, value in x.items()}
         z = w["bias"] + sum(w.get(name, 0.0) * value for name, value in x.items())
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
@@ -185,14 +204,70 @@ class ExtractiveAnswerer:
                 continue
             if not (self.config.distinct_sentences and any(self.repeats(s, c) for c in chosen)):
                 chosen.append(s)
+        short = self.short_span(question, lang, best) if self.config.short is not None else None
+        spans = self.fit(question, lang, chosen, best, short)
         # Read in the article's order: same document by position, documents by their best rank.
-        chosen.sort(key=lambda s: (s.hit.rank if s.hit.chunk.doc_id != best.hit.chunk.doc_id else 0,
-                                   s.hit.chunk.doc_id, s.span.start))
-        citations, parts = [], []
-        for n, s in enumerate(chosen, start=1):
+        order = sorted(range(len(chosen)), key=lambda i: (
+            chosen[i].hit.rank if chosen[i].hit.chunk.doc_id != best.hit.chunk.doc_id else 0,
+            chosen[i].hit.chunk.doc_id, spans[i].start))
+        citations, parts, short_answer = [], [], None
+        for n, i in enumerate(order, start=1):
+            s, span = chosen[i], spans[i]
             doc = self.store.document(s.hit.chunk.doc_id)
-            quote = doc.text[s.span.start:s.span.end]
-            citations.append(Citation(n=n, id=f"{doc.id}:{s.span.start}-{s.span.end}", doc_id=doc.id, title=doc.title,
-                                      quote=quote, start=s.span.start, end=s.span.end, score=round(s.score, 4)))
+            quote = doc.text[span.start:span.end]
+            citations.append(Citation(n=n, id=f"{doc.id}:{span.start}-{span.end}", doc_id=doc.id, title=doc.title,
+                                      quote=quote, start=span.start, end=span.end, score=round(s.score, 4)))
             parts.append(f"{quote} [{n}]")
-        return Answer(question=question, answer=" ".join(parts), citations=citations)
+            if s is best and short is not None and span.start <= short[0].start and short[0].end <= span.end:
+                short_answer = ShortAnswer(text=doc.text[short[0].start:short[0].end], doc_id=doc.id,
+                                           id=f"{doc.id}:{short[0].start}-{short[0].end}", start=short[0].start,
+                                           end=short[0].end, n=n, kind=short[1])
+        return Answer(question=question, answer=" ".join(parts), citations=citations, short_answer=short_answer)
+
+    def sentence_words(self, question: str, lang: str, s: ScoredSentence):
+        """The words of a scored sentence, those the question says marked (rag.short_answer.mark_asked)."""
+        text = self.store.document(s.hit.chunk.doc_id).text
+        words = sentence_words(text, s.span)
+        match = None
+        if lang != "ar":
+            names = question_names(question, STOPWORDS)
+            match = np.array([any(KEY_PREFIX + k in names for k in arabic_keys(w.key)) for w in words], dtype=bool)
+            if self.query_tokens is not None and self.store.tokens is not None:
+                tokens, token_spans = self.store.chunk_token_vectors(s.hit.row)
+                inside = (token_spans[:, 1] > s.span.start) & (token_spans[:, 0] < s.span.end)
+                match |= word_matches(words, token_similarities(self.query_tokens(question), tokens[inside]),
+                                      token_spans[inside], self.config.token_margin)
+        mark_asked(words, set(tokenize(question)), match)
+        return words
+
+    def short_span(self, question: str, lang: str, best: ScoredSentence) -> tuple[Span, str, list] | None:
+        """The short answer's span in the best sentence, the question type, and the sentence's words; None when
+        no phrase is picked with confidence."""
+        kind = question_type(question)
+        words = self.sentence_words(question, lang, best)
+        picked = pick(words, kind, self.config.short)
+        if picked is None:
+            return None
+        return Span(words[picked[0]].start, words[picked[1]].end), kind, words
+
+    def fit(self, question: str, lang: str, chosen: list[ScoredSentence], best: ScoredSentence, short) -> list[Span]:
+        """The span quoted for each chosen sentence, the whole answer text within max_chars: sentences after the
+        best are left out from the last while it runs over, then the best one is cut to its clauses."""
+        limit = self.config.max_chars
+        spans = [s.span for s in chosen]
+        if not limit:
+            return spans
+
+        def length() -> int:
+            return sum(len(sp) + len(f" [{n}]") for n, sp in enumerate(spans, start=1)) + len(spans) - 1
+
+        while length() > limit and len(chosen) > 1:
+            chosen.pop()
+            spans.pop()
+        if length() > limit:
+            text = self.store.document(best.hit.chunk.doc_id).text
+            words = short[2] if short is not None else self.sentence_words(question, lang, best)
+            # Around the clause holding most of the question's words, not the short answer: containment@400
+            # 0.718 -> 0.723 on ../shared/eval (benchmarks/quality.py docstring); a short answer cut off is dropped.
+            spans[0] = fit_span(text, best.span, limit - len(" [1]"), None, words)
+        return spans

@@ -68,6 +68,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from rag.plurals import BROKEN_PLURALS
 from rag.types import Span
 
 __all__ = [
@@ -240,6 +241,11 @@ def _stem_ar(w: str) -> str:
     # وزير, الوزير, ووزير and والوزير alike.
     while w[0] == "و" and len(w) >= 4:
         w = w[1:]
+    # ل ب ك ف before a 5-letter name in -ان that starts with ا or ط (لإيران, بإيران, لطهران): the ان would
+    # otherwise read as the suffix of a 6-letter word, which the bare name keeps (ايران, طهران). Not every
+    # 6-letter word: برلمان, like برلماني, loses its ان (برلم).
+    if len(w) == 6 and w[0] in "بلكف" and w[1] in "اط" and w.endswith("ان"):
+        w = w[1:]
     w = _strip_suffixes(w)
     # A bare preposition ب ل ك or conjunction ف cannot be told from a root letter (بيت, لبنان,
     # كتاب, فرنسا) by its look: strip them only from a long stem (5+ letters, so 4+ remain):
@@ -248,7 +254,11 @@ def _stem_ar(w: str) -> str:
     # with or without a real proclitic (لبايدن), which is what matching needs.
     while len(w) >= 5 and w[0] in "بلكف":
         w = w[1:]
-    return _fold(w)
+    w = _fold(w)
+    return _PLURAL_STEMS.get(w, w) if _PLURAL_STEMS else w
+
+
+_PLURAL_STEMS: dict[str, str] = {}  # stem of a broken plural -> stem of its singular (filled below)
 
 
 def _strip_suffixes(w: str) -> str:
@@ -296,6 +306,19 @@ def _fold(w: str) -> str:
 
 
 _AR_WORD = re.compile(r"[\u0621-\u064a\u0671-\u06d3]")
+
+
+def _plural_stems() -> dict[str, str]:
+    stems = {}
+    for plural, singular in BROKEN_PLURALS.items():
+        a, b = _stem_ar(normalize(plural)), _stem_ar(normalize(singular))
+        if a != b:
+            stems[a] = b
+    _stem_ar.cache_clear()
+    return stems
+
+
+_PLURAL_STEMS.update(_plural_stems())
 
 
 def stem(token: str) -> str:

@@ -85,9 +85,18 @@ def _visual_bidi(settings: Settings) -> bool:
     return not any(os.environ.get(v) for v in ("VTE_VERSION", "KONSOLE_VERSION", "MLTERM"))
 
 
-def show(text: str, settings: Settings, indent: str = "") -> None:
+def show(text: str, settings: Settings, indent: str = "", bold: tuple[int, int] | None = None) -> None:
+    """Print text, reordered for display when the terminal needs it; `bold`: a character range to embolden
+    (a terminal that needs reordering gets it without)."""
     if not _visual_bidi(settings):
-        out.print(textwrap.indent(text, indent), markup=False)
+        if bold is None:
+            out.print(textwrap.indent(text, indent), markup=False)
+        else:
+            from rich.text import Text
+
+            styled = Text(textwrap.indent(text, indent))
+            styled.stylize("bold", bold[0] + len(indent), bold[1] + len(indent))
+            out.print(styled)
         return
     from arabic_reshaper import reshape
     from bidi import get_display
@@ -216,7 +225,11 @@ def _show_answer(answer, settings: Settings, text: bool = True) -> None:
     if answer.notice:
         err.print(f"[yellow]Note:[/yellow] {answer.notice}", markup=True, highlight=False)
     if text:
-        show(answer.answer, settings)
+        short = answer.short_answer
+        if short is not None:  # the phrase that answers first, then the quotes it stands in (emboldened there)
+            show(f"{short.text} [{short.n}]", settings, bold=(0, len(short.text)))
+            out.print()
+        show(answer.answer, settings, bold=_short_in_answer(answer))
     unsupported = [c for c in answer.claims if c.supported is False]
     for c in unsupported:
         err.print(f"[yellow]Unsupported by its citation:[/yellow] {c.text}", markup=True, highlight=False)
@@ -227,6 +240,20 @@ def _show_answer(answer, settings: Settings, text: bool = True) -> None:
             out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
             show(c.title, settings, indent="    ")
     out.print(f"({answer.mode}, {answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
+
+
+def _short_in_answer(answer) -> tuple[int, int] | None:
+    """Where the short answer is in the answer's text ("quote [1] quote [2]"), or None."""
+    short = answer.short_answer
+    if short is None:
+        return None
+    at = 0
+    for c in answer.citations:
+        if c.n == short.n:
+            a = at + short.start - c.start
+            return (a, a + len(short.text)) if answer.answer[a:a + len(short.text)] == short.text else None
+        at += len(c.quote) + len(f" [{c.n}] ")
+    return None
 
 
 @app.command()

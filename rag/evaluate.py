@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.arabic import answer_contains
+from rag.arabic import answer_contains, normalize_answer
 from rag.chain import Assistant, build_index
 from rag.config import Settings
 from rag.embeddings import Embedder
@@ -21,6 +21,35 @@ from rag.errors import InvalidInput
 from rag.retrieval import HybridRetriever, single_retriever_search
 
 KS = (1, 5, 10)
+MAX_ANSWER_CHARS = 400  # an answer counts as containing the gold answer only when its text is at most this long
+
+
+def answer_tokens(text: str) -> list[str]:
+    """SQuAD-style answer tokens, Arabic-aware: rag.arabic.normalize_answer (diacritics, tatweel, letter forms,
+    punctuation, the article ال), then a leading conjunction و on a word of 3+ letters ("وفي عام" = "في عام";
+    both sides alike, so a root و is dropped from both)."""
+    return [w[1:] if w.startswith("و") and len(w) >= 3 else w for w in normalize_answer(text).split()]
+
+
+def exact_match(prediction: str, golds: Iterable[str]) -> float:
+    """1.0 when the prediction equals a gold answer once both are normalised (max over the golds)."""
+    p = answer_tokens(prediction)
+    return float(any(p == answer_tokens(g) for g in golds)) if p else 0.0
+
+
+def token_f1(prediction: str, golds: Iterable[str]) -> float:
+    """SQuAD token F1 of the prediction against the best-matching gold answer (0 for an empty prediction)."""
+    from collections import Counter
+
+    p = answer_tokens(prediction)
+    best = 0.0
+    for g in golds:
+        t = answer_tokens(g)
+        common = sum((Counter(p) & Counter(t)).values())
+        if common:
+            precision, recall = common / len(p), common / len(t)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 @dataclass(frozen=True)
@@ -104,8 +133,8 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
     result = SetResult(name, questions=len(questions))
     ranks: dict[str, list[int | None]] = {r: [] for r in retrievers}
     answerable = [q for q in questions if q.answerable]
-    contained = abstained_answerable = abstained_negative = 0
-    lengths_chars, lengths_sents = [], []
+    contained = contained_short = abstained_answerable = abstained_negative = 0
+    lengths_chars, lengths_sents, em, f1, with_short = [], [], [], [], 0
     for q in questions:
         if q.answerable:
             for r in retrievers:
@@ -116,10 +145,16 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
         ans = assistant.ask(q.question, k=k)
         if q.answerable:
             abstained_answerable += ans.abstained
+            short = "" if ans.abstained or ans.short_answer is None else ans.short_answer.text
+            em.append(exact_match(short, q.answers))
+            f1.append(token_f1(short, q.answers))
             if not ans.abstained:
                 text = " ".join(c.quote for c in ans.citations)
-                contained += any(answer_contains(text, a) for a in q.answers)
-                lengths_chars.append(len(text))
+                hit = any(answer_contains(text, a) for a in q.answers)
+                contained += hit
+                contained_short += hit and len(ans.answer) <= MAX_ANSWER_CHARS
+                with_short += bool(short)
+                lengths_chars.append(len(ans.answer))
                 lengths_sents.append(len(ans.citations))
         else:
             abstained_negative += ans.abstained
@@ -133,10 +168,16 @@ def evaluate_set(assistant: Assistant, name: str, questions: list[EvalQuestion],
     negatives = len(questions) - len(answerable)
     if answerable:
         result.answer.update({
+            f"containment@{MAX_ANSWER_CHARS}": round(contained_short / len(answerable), 4),
             "containment": round(contained / len(answerable), 4),
+            "short_em": round(sum(em) / len(answerable), 4),
+            "short_f1": round(sum(f1) / len(answerable), 4),
+            "with_short_answer": round(with_short / len(answerable), 4),
             "answered": round(1 - abstained_answerable / len(answerable), 4),
             "containment_when_answered": round(contained / max(1, len(answerable) - abstained_answerable), 4),
             "mean_answer_chars": round(sum(lengths_chars) / max(1, len(lengths_chars)), 1),
+            f"over_{MAX_ANSWER_CHARS}_chars": round(sum(n > MAX_ANSWER_CHARS for n in lengths_chars)
+                                                    / max(1, len(lengths_chars)), 4),
             "mean_answer_sentences": round(sum(lengths_sents) / max(1, len(lengths_sents)), 2),
         })
     if negatives:

@@ -29,6 +29,10 @@ from rag.types import Chunk, Document, Skipped
 # The version of rag.arabic's rules that shape an index (lexical tokens, sentence boundaries): an index written
 # under another is re-embedded by the next `rag index`. v2: "؛" no longer ends a sentence.
 TOKENIZER_VERSION = "arabic-v2"
+# The version of the stemmer alone (BM25's tokens, not the sentences): an index written under another gets its
+# BM25 index rebuilt by the next `rag index`, without re-embedding. v1: broken plurals (rag/plurals.py) and ل / ب
+# before a name in -ان (لإيران) stem as their singular / the bare name.
+STEMMER_VERSION = "stem-v1"
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 
 
@@ -215,7 +219,8 @@ class IndexSpec:
     def manifest(self) -> Manifest:
         return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
                         chunk_tokens=self.chunking.max_tokens, chunk_overlap_tokens=self.chunking.overlap_tokens,
-                        embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION, runtime=self.embedder.runtime_name)
+                        embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION, stemmer=STEMMER_VERSION,
+                        runtime=self.embedder.runtime_name)
 
 
 def _counts(index_dir: Path) -> tuple[int, int]:
@@ -309,7 +314,8 @@ def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bo
             final[doc_id] = doc
 
         stale = old is not None and old.manifest.chunking_key() != spec.manifest().chunking_key()
-        _finish(index_dir, old, final, report, spec, progress, force=rebuild or stale)
+        relexed = old is not None and old.manifest.stemmer != STEMMER_VERSION  # rewritten, vectors kept
+        _finish(index_dir, old, final, report, spec, progress, force=rebuild or stale or relexed)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -11,7 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.arabic import tokenize
+from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
+from rag.names import question_names, sentence_names
 from rag.store import IndexStore
 from rag.types import Hit
 
@@ -38,13 +39,25 @@ def idf(store: IndexStore, token: str) -> float:
 
 @lru_cache(maxsize=65536)
 def sentence_terms(sentence: str) -> frozenset[str]:
-    """The lexical tokens of one sentence (cached: the second stage and the answerer read the same ones)."""
-    return frozenset(tokenize(sentence))
+    """The lexical tokens of one sentence and the name keys of its Arabic words (rag.names; cached: the second
+    stage and the answerer read the same ones)."""
+    return frozenset(tokenize(sentence)) | sentence_names(normalize(sentence))
 
 
 def term_weights(store: IndexStore, text: str) -> tuple[dict[str, float], float]:
-    """The IDF of each lexical term of `text` (a question or a claim), and their sum (1 when there are none)."""
-    weights = {t: idf(store, t) for t in set(tokenize(text))}
+    """The IDF of each lexical term of `text` (a question or a claim), and their sum (1 when there are none).
+
+    Text in another language than Arabic counts only the terms the index holds (an English word no Arabic
+    passage has can never be covered, and would only shrink the share of the others), plus the name keys of its
+    capitalised words (rag.names) at the IDF of a rare term: an English question names the people and places
+    of an Arabic article that way."""
+    terms = set(tokenize(text))
+    if text.isascii() or detect_language(text) != "ar":
+        names = question_names(text, STOPWORDS)
+        rare = idf(store, "")  # the IDF of a term no passage holds
+        weights = {t: w for t in terms if (w := idf(store, t)) < rare} | {k: rare for k in names}
+    else:
+        weights = {t: idf(store, t) for t in terms}
     return weights, sum(weights.values()) or 1.0
 
 
@@ -135,14 +148,17 @@ class HybridRetriever:
     whose scores are far smaller, it all but decides the head's order. `late_weight` adds late interaction to
     that second stage: + late_weight * `max_sim` of the question's tokens against the passage's stored token
     vectors (title included), again without a model call. `one_per_document` keeps only the best passage of
-    each document, so the passages read are distinct documents.
+    each document, so the passages read are distinct documents. `same_language_lexical`: BM25's candidates
+    count only when their passage is in the question's language (`same_language`); dense retrieval and late
+    interaction match across languages, shared words do not.
     """
 
     name = "hybrid"
 
     def __init__(self, store: IndexStore, encode_query: QueryEncoder, candidates: int = 50, fusion: str = "score",
                  alpha: float = 0.4, rrf_k: int = 60, rerank_depth: int = 20, rerank_weight: float = 2.0,
-                 rerank_coverage: float = 0.25, late_weight: float = 0.0, one_per_document: bool = False):
+                 rerank_coverage: float = 0.25, late_weight: float = 0.0, one_per_document: bool = False,
+                 same_language_lexical: bool = True):
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         if fusion not in ("score", "rrf"):
@@ -154,6 +170,8 @@ class HybridRetriever:
         self.rerank_depth, self.rerank_weight, self.rerank_coverage = rerank_depth, rerank_weight, rerank_coverage
         self.late_weight = late_weight
         self.one_per_document = one_per_document
+        self.same_language_lexical = same_language_lexical
+        self._languages: dict[int, str] = {}  # row -> its chunk's language (the store of one version never changes)
 
     def _contributions(self, name: str, ranked: Ranked) -> list[float]:
         if self.fusion == "rrf":
@@ -167,8 +185,11 @@ class HybridRetriever:
     def rank(self, question: str, k: int) -> tuple[Ranked, dict[int, dict[str, tuple[int, float]]]]:
         fused: dict[int, float] = {}
         evidence: dict[int, dict[str, tuple[int, float]]] = {}
+        language = detect_language(question)
         for retriever in self.retrievers:
             ranked = retriever.rank(question, max(k, self.candidates))
+            if ranked.rows and self.same_language_lexical and retriever.name == "bm25":
+                ranked = self.same_language(ranked, language)
             if not ranked.rows:
                 continue
             for rank, (row, score, part) in enumerate(
@@ -195,6 +216,20 @@ class HybridRetriever:
             order = kept
         order = order[:k]
         return Ranked(order, [fused[r] for r in order]), evidence
+
+    def same_language(self, ranked: Ranked, language: str) -> Ranked:
+        """The lexical candidates in the question's language only: an English question shares no words with an
+        Arabic article, so what BM25 finds for it there are the few Latin words of other passages (a name in
+        brackets, a transliteration), and with BM25's weight in the fusion they pushed the passages the dense
+        side found down."""
+        keep = [i for i, row in enumerate(ranked.rows) if self.row_language(row) == language]
+        return Ranked([ranked.rows[i] for i in keep], [ranked.scores[i] for i in keep])
+
+    def row_language(self, row: int) -> str:
+        language = self._languages.get(row)
+        if language is None:
+            language = self._languages[row] = detect_language(self.store.chunks([row])[0].text)
+        return language
 
     def best_sentences(self, question: str, rows: list[int]) -> list[float]:
         """Per passage: max over its sentences of cosine + rerank_coverage * IDF-weighted term coverage."""

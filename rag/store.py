@@ -64,6 +64,7 @@ class Manifest:
     embed_title: bool
     tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
     runtime: str = "torch"  # the embedding runtime that wrote it (rag/runtime/); older indexes: torch
+    stemmer: str = ""  # version of the stemmer that made the BM25 tokens ("" before it had one)
     documents: int = 0
     chunks: int = 0
     created: float = 0.0

@@ -88,6 +88,18 @@ class Citation(BaseModel):
     score: float = 0.0
 
 
+class ShortAnswer(BaseModel):
+    """The phrase that answers the question, a citation span inside the quoted passage of citation `n`."""
+
+    text: str = Field(description="exactly the cited characters, article[start:end]")
+    id: str = Field(description="citation id of the phrase, <doc_id>:<start>-<end>")
+    doc_id: str
+    start: int
+    end: int
+    n: int = Field(description="the citation whose quote holds it")
+    kind: str = Field("other", description="what the question asks for: date, number, person, place or other")
+
+
 class ClaimCheck(BaseModel):
     """One sentence of a generated answer, the citations it carries, and whether their passages back it."""
 
@@ -108,6 +120,8 @@ class Answer(BaseModel):
     abstained: bool = False
     mode: str = "extractive"  # "extractive" (sentences quoted) or "generative" (a chat model wrote it)
     citations: list[Citation] = Field(default_factory=list)
+    # The phrase that answers the question, inside one of the quotes; None when none is picked with confidence.
+    short_answer: ShortAnswer | None = None
     # Generative answers: each sentence checked against the passages it cites (rag/verify.py).
     claims: list[ClaimCheck] = Field(default_factory=list)
     notice: str = ""  # why the answer is not what was asked for, e.g. the model failed and this is extractive

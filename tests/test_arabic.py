@@ -548,3 +548,36 @@ def test_normalize_answer() -> None:
     assert normalize_answer("«الاتفاق النووي»!") == "اتفاق نووي"
     assert normalize_answer("الله") == "الله"  # too short to lose its article
     assert normalize_answer("  ") == ""
+
+
+# ------------------------------------------------------------------------------------------
+# broken plurals, clitics before names in -ان, digits
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("plural", "singular"), [
+    ("الجنود", "جندي"), ("جنودهم", "الجندي"), ("المدن", "مدينة"), ("الأسلحة", "سلاح"), ("وزراء", "الوزير"),
+    ("صواريخ", "صاروخ"), ("القادة", "قائد"), ("الأطفال", "طفل"),
+])
+def test_broken_plurals_stem_as_their_singular(plural: str, singular: str) -> None:
+    assert stem(plural) == stem(singular)
+
+
+def test_ambiguous_plurals_are_left_alone() -> None:
+    assert stem("كتب") != stem("كاتب")  # كتب is also "he wrote"; كتاب "book"
+    assert stem("كتاب") != stem("كاتب")
+
+
+@pytest.mark.parametrize(("clitic", "bare"), [("لإيران", "إيران"), ("بإيران", "الإيرانية"), ("لطهران", "طهران"),
+                                              ("بعمان", "عمان")])
+def test_a_preposition_before_a_name_in_an(clitic: str, bare: str) -> None:
+    assert stem(clitic) == stem(bare)
+
+
+def test_words_in_an_that_lose_it_still_agree() -> None:
+    assert stem("برلمان") == stem("البرلماني")
+
+
+def test_arabic_indic_digits_are_the_same_tokens() -> None:
+    assert tokenize("٢٥٠٠ جندي في ١١ فبراير ٢٠٢٤") == tokenize("2500 جندي في 11 فبراير 2024")
+    assert tokenize("۲۵۰۰") == ["2500"]

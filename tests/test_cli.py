@@ -94,6 +94,20 @@ def test_ask_abstains_in_the_question_language_when_the_articles_hold_no_answer(
     assert answer["answer"].startswith("لم أجد" if lang == "ar" else "I could not find")
 
 
+def test_ask_shows_the_short_answer_first_and_json_carries_it(cli, bundled_index):
+    q = "كم عدد الجنود الأمريكيين في العراق؟"
+    data = json.loads(cli("ask", q, "--index-dir", bundled_index.index_dir, "--json").stdout)
+    short = data["short_answer"]
+    assert short["text"] == "2500 جندي" and short["kind"] == "number"
+    cited = next(c for c in data["citations"] if c["n"] == short["n"])
+    assert cited["start"] <= short["start"] < short["end"] <= cited["end"]
+    assert cited["quote"][short["start"] - cited["start"]:short["end"] - cited["start"]] == short["text"]
+    readable = cli("ask", q, "--index-dir", bundled_index.index_dir)
+    assert readable.exit_code == 0
+    assert readable.stdout.splitlines()[0] == f"2500 جندي [{short['n']}]"
+    assert data["answer"] in readable.stdout
+
+
 def test_ask_readable_output_lists_sources(cli, bundled_index):
     result = cli("ask", ANSWERABLE[0][0], "--index-dir", bundled_index.index_dir)
     assert result.exit_code == 0
@@ -274,3 +288,18 @@ def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
 
     bad = subprocess.run([str(rag), "cite", "nope"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "malformed citation id" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_index_stemmed_under_an_older_stemmer_gets_new_bm25_tokens_without_re_embedding(cli, tmp_path):
+    import numpy as np
+
+    corpus, index_dir, first, version = index_written_by_an_older_version(cli, tmp_path, stemmer="")
+    vectors = np.load(version / "sentences.npy") if (version / "sentences.npy").exists() else None
+    again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
+    assert again["written"] and again["chunks_embedded"] == 0 and again["chunks"] == first["chunks"]
+    store = IndexStore.open(index_dir)
+    assert store.manifest.stemmer == "stem-v1"
+    if vectors is not None:
+        assert np.array_equal(np.load(store.path / "sentences.npy"), vectors)
+    assert "جند" in store.bm25.vocab_dict  # جنود and جندي, one stem
+    store.close()

@@ -39,7 +39,10 @@ def test_eval_reports_retrieval_answers_and_abstention(cli, arcd_slice):
     assert hybrid["recall@5"] >= 0.8, "15 paragraphs: the gold one is nearly always in the top 5"
     assert 0 < hybrid["mrr@10"] <= hybrid["recall@10"]
     assert 0.3 <= answerable["answer"]["containment"] <= 1.0
-    assert answerable["answer"]["mean_answer_sentences"] <= 2
+    a = answerable["answer"]
+    assert a["containment@400"] <= a["containment"] and a["over_400_chars"] == 0.0  # answers are held to 400
+    assert 0.0 < a["short_em"] <= a["short_f1"] <= a["with_short_answer"] <= a["answered"]
+    assert a["mean_answer_sentences"] <= 2
     assert 0.0 <= negatives["answer"]["abstained_on_unanswerable"] <= 1.0
     assert negatives["retrieval"] == {}
 

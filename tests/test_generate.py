@@ -19,6 +19,7 @@ from rag.prompts import PROMPTS_DIR, format_passages, load_prompt
 
 Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 DATE = "11 فبراير 2024"
+SUNDAY = "تستأنف الأحد"  # what the extractive answer (one sentence, held to 400 characters) quotes
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -214,7 +215,8 @@ def test_an_answer_with_no_supported_citation_falls_back(bundled_index, embedder
     model.replies.append([f"أطلقت كوريا الشمالية 77 صاروخا نحو اليابان [{other}]."])
     answer = assistant.ask(Q, k=10)
     assert answer.mode == "extractive" and "could be verified" in answer.notice
-    assert DATE in " ".join(c.quote for c in answer.citations)
+    # the extractive answer, held to 400 characters: the sentence saying the talks resume on Sunday
+    assert "تستأنف الأحد" in " ".join(c.quote for c in answer.citations) and len(answer.answer) <= 400
 
 
 @pytest.mark.parametrize("reply, notice", [
@@ -228,7 +230,7 @@ def test_a_failing_model_gives_the_extractive_answer_and_says_why(bundled_index,
     answer = assistant.ask(Q)
     assert answer.mode == "extractive" and not answer.abstained
     assert notice in answer.notice
-    assert DATE in " ".join(c.quote for c in answer.citations)
+    assert SUNDAY in " ".join(c.quote for c in answer.citations)
 
 
 def test_an_unanswerable_question_abstains_without_asking_the_model(bundled_index, embedder):
@@ -293,7 +295,7 @@ def test_a_server_that_times_out_gives_the_extractive_answer(bundled_index, embe
     answer = Assistant(bundled_index, embedder=embedder, chat_model=model).ask(Q)
     assert answer.mode == "extractive" and "The language model failed" in answer.notice
     assert "Timeout" in answer.notice or "timed out" in answer.notice
-    assert DATE in " ".join(c.quote for c in answer.citations)
+    assert SUNDAY in " ".join(c.quote for c in answer.citations)
 
 
 def test_cli_with_an_unreachable_model_prints_the_extractive_answer_and_a_note(bundled_index, cli):
@@ -304,7 +306,7 @@ def test_cli_with_an_unreachable_model_prints_the_extractive_answer_and_a_note(b
                  "--llm-base-url", f"http://127.0.0.1:{port}/v1", "--llm-model", "m")
     assert result.exit_code == 0, result.output
     assert "The language model failed" in result.output and "Traceback" not in result.output
-    assert DATE in result.output and "(extractive," in result.output
+    assert SUNDAY in result.output and "(extractive," in result.output
 
 
 def test_cli_base_url_without_a_model_is_a_clear_error(bundled_index, cli):
@@ -358,5 +360,5 @@ def test_serve_refuses_a_base_url_without_a_model_before_listening(bundled_index
 def test_cli_stream_without_a_model_prints_the_extractive_answer(bundled_index, cli):
     result = cli("ask", Q, "--index-dir", bundled_index.index_dir, "--stream")
     assert result.exit_code == 0, result.output
-    assert DATE in result.output and "Sources:" in result.output and "(extractive," in result.output
+    assert SUNDAY in result.output and "Sources:" in result.output and "(extractive," in result.output
     assert "Note:" not in result.output

@@ -1,0 +1,155 @@
+"""Short answers, clause spans and the answer-quality metrics: rules on their own, then the bundled articles'
+questions end to end with the real model and index."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.arabic import split_sentences, tokenize
+from rag.evaluate import answer_tokens, exact_match, token_f1
+from rag.short_answer import clause_spans, fit_span, mark_asked, pick, question_type, sentence_words
+from rag.types import Span
+
+TALKS_DOC = "002_f7322d59d6e02373"
+QUDS_DOC = "001_5ff42c8ba2e3807b"
+TRUMP_DOC = "004_8c9efbd2f6262e81"
+TROOPS_SENTENCE = "وللولايات المتحدة 2500 جندي في العراق"
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "date"),
+    ("- في أي عام توفي صلاح الدين الأيوبي؟", "date"),
+    ("When do the talks resume?", "date"),
+    ("كم عدد الجنود الأمريكيين في العراق؟", "number"),
+    ("ما هو عدد سكان مصر؟", "number"),
+    ("How many American troops does the United States have in Iraq?", "number"),
+    ("من يقود فيلق القدس الإيراني؟", "person"),
+    ("Who commands Iran's Quds Force?", "person"),
+    ("ضد من قاد صلاح الدين حملات و معارك؟", "person"),
+    ("أين جرت الجولة الأولى من المناقشات؟", "place"),
+    ("في أي مدينة ولد خاشقجي؟", "place"),
+    ("Where was the first round of talks held?", "place"),
+    # "من" inside the question is the preposition "from"
+    ("ما هي مساحة الجزء الأكبر من شبه الجزيرة العربية؟", "number"),
+    ("ما موقف ترمب من محادثات عمان مع ايران؟", "other"),
+])
+def test_question_type(question, kind):
+    assert question_type(question) == kind
+
+
+def _short(text: str, question: str) -> str | None:
+    sentence = split_sentences(text)[0]
+    words = sentence_words(text, sentence)
+    mark_asked(words, set(tokenize(question)))
+    picked = pick(words, question_type(question))
+    return None if picked is None else text[words[picked[0]].start:words[picked[1]].end]
+
+
+@pytest.mark.parametrize(("text", "question", "expected"), [
+    ("وللولايات المتحدة 2500 جندي في العراق يقدمون المشورة.", "كم عدد الجنود الأمريكيين في العراق؟", "2500 جندي"),
+    ("ولد خاشقجي في 13 أكتوبر 1958 في المدينة المنورة.", "متى ولد خاشقجي؟", "13 أكتوبر 1958"),
+    ("وقال إن الصدر رفض لقاء قائد فيلق القدس إسماعيل قآني.", "من هو قائد فيلق القدس؟", "إسماعيل قآني"),
+    ("تتكون دولة العراق من ثمان عشرة محافظة.", "من كم محافظة تتكون دولة العراق؟", "ثمان عشرة محافظة"),
+])
+def test_short_answer_picks_the_phrase_of_the_type_asked(text, question, expected):
+    assert _short(text, question) == expected
+
+
+def test_no_short_answer_without_a_phrase_of_the_type_asked():
+    assert _short("رفض الصدر لقاء قائد فيلق القدس.", "متى رفض الصدر لقاء قائد فيلق القدس؟") is None
+
+
+def test_clause_spans_are_exact_and_cover_the_sentence():
+    text = "قبل. أعلنت بغداد، الخميس، أن المحادثات تستأنف الأحد؛ بهدف مناقشة المستقبل: وذلك غداة ضربة. بعد."
+    sentence = split_sentences(text)[1]
+    clauses = clause_spans(text, sentence)
+    assert [text[c.start:c.end] for c in clauses] == [
+        "أعلنت بغداد،", "الخميس،", "أن المحادثات تستأنف الأحد؛", "بهدف مناقشة المستقبل:", "وذلك غداة ضربة."]
+    assert clauses[0].start == sentence.start and clauses[-1].end == sentence.end
+
+
+def test_a_long_sentence_is_cut_to_the_clauses_around_the_short_answer():
+    filler = "، ".join(f"وقال المتحدث رقم {i} كلاما كثيرا عن أمور أخرى لا صلة لها بالسؤال" for i in range(12))
+    text = f"{filler}، وللولايات المتحدة 2500 جندي في العراق، {filler}."
+    sentence = split_sentences(text)[0]
+    assert len(sentence) > 1000
+    words = sentence_words(text, sentence)
+    keep = Span(text.index("2500"), text.index("2500") + len("2500 جندي"))
+    part = fit_span(text, sentence, 396, keep, words)
+    assert len(part) <= 396 and part.start <= keep.start and keep.end <= part.end
+    assert part in clause_spans(text, sentence) or text[part.start - 2:part.start] in ("، ", "") or part.start == 0
+    assert text[part.start:part.end] == text[part.start:part.end].strip()
+    short = Span(0, 10)
+    assert fit_span(text, short, 396, None, words) == short  # a sentence that fits stays whole
+
+
+@pytest.mark.parametrize(("prediction", "golds", "em", "f1"), [
+    ("2500 جندي", ["2500 جندي"], 1.0, 1.0),
+    ("المدينة المنوّرة", ["مدينة المنورة"], 1.0, 1.0),  # article, diacritics
+    ("وفي عام 1366م", ["في عام 1366م."], 1.0, 1.0),  # conjunction, punctuation
+    ("1958", ["13 أكتوبر 1958"], 0.0, 0.5),
+    ("", ["1958"], 0.0, 0.0),
+    ("الرباط", ["القاهرة", "الرباط"], 1.0, 1.0),  # the best gold counts
+])
+def test_exact_match_and_token_f1(prediction, golds, em, f1):
+    assert exact_match(prediction, golds) == em
+    assert token_f1(prediction, golds) == pytest.approx(f1)
+
+
+def test_answer_tokens_are_arabic_aware():
+    assert answer_tokens("«الـمـدينة» المُنَوَّرة،") == ["مدينه", "منوره"]
+
+
+# ---- the bundled articles' questions, end to end ---------------------------------------------------------------
+def _check_spans(assistant, ans):
+    for c in ans.citations:
+        assert assistant.store.document(c.doc_id).text[c.start:c.end] == c.quote
+        assert c.id == f"{c.doc_id}:{c.start}-{c.end}"
+    s = ans.short_answer
+    if s is not None:
+        cited = next(c for c in ans.citations if c.n == s.n)
+        assert assistant.store.document(s.doc_id).text[s.start:s.end] == s.text
+        assert cited.start <= s.start < s.end <= cited.end and s.id == f"{s.doc_id}:{s.start}-{s.end}"
+    assert len(ans.answer) <= 400
+
+
+def test_how_many_troops_quotes_the_2500_soldiers(assistant):
+    ans = assistant.ask("كم عدد الجنود الأمريكيين في العراق؟")
+    assert not ans.abstained
+    _check_spans(assistant, ans)
+    assert ans.short_answer is not None and ans.short_answer.text == "2500 جندي"
+    assert TROOPS_SENTENCE in next(c.quote for c in ans.citations if c.n == ans.short_answer.n)
+    assert ans.short_answer.kind == "number"
+
+
+def test_who_commands_the_quds_force_finds_its_commander_in_english(assistant):
+    # The names the English question shares with the article (Quds = القدس, Iran = إيران: rag.names) put the
+    # passage and the sentence naming the commander first. (The cross-language abstention still refuses it:
+    # confidence 0.28 against the threshold 0.5; see the closing note of issue 17.)
+    from rag.answer import AnswerConfig, ExtractiveAnswerer
+
+    q = "Who commands Iran's Quds Force?"
+    hits = assistant.search(q, 5)
+    assert hits[0].chunk.doc_id == QUDS_DOC
+    answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(abstain_threshold=0),
+                                  query_tokens=assistant.encode_query.tokens)
+    ans = answerer.answer(q, assistant.encode_query(q), hits)
+    _check_spans(assistant, ans)
+    assert any(c.doc_id == QUDS_DOC and "إسماعيل قآني" in c.quote for c in ans.citations)
+
+
+def test_trumps_position_on_the_oman_talks_finds_the_article(assistant):
+    q = "ما موقف ترمب من محادثات عمان مع ايران؟"
+    assert assistant.search(q, 5)[0].chunk.doc_id == TRUMP_DOC
+    ans = assistant.ask(q)
+    _check_spans(assistant, ans)
+    assert any(c.doc_id == TRUMP_DOC and "ترامب" in c.quote for c in ans.citations)
+
+
+@pytest.mark.parametrize("question", ["متى تستأنف المحادثات بين العراق والولايات المتحدة؟",
+                                      "When do the talks between Iraq and the United States resume?"])
+def test_when_the_talks_resume_has_a_date_as_its_short_answer(assistant, question):
+    ans = assistant.ask(question)
+    _check_spans(assistant, ans)
+    assert ans.short_answer is not None and ans.short_answer.kind == "date"
+    assert ans.short_answer.text in ("الأحد", "الأحد المقبل الموافق 11 فبراير 2024", "11 فبراير 2024")
