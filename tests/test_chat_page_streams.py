@@ -18,6 +18,8 @@ from browser_support import (ANSWER, CHIP, SPAN, Pages, ReplayServer, browser, c
 from conftest import LiveServer
 
 RESUME_Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
+# answered with two cited sentences (the synthetic streams below cite both)
+TROOPS_Q = "كم عدد الجنود الأمريكيين في العراق؟"
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,14 @@ def replay():
 @pytest.fixture(scope="module")
 def recorded(server):
     """A real stream of the server's, as bytes, and its final answer object."""
-    with httpx.stream("POST", server.url + "/chat", json={"message": RESUME_Q, "stream": True}, timeout=120) as r:
+    with httpx.stream("POST", server.url + "/chat", json={"message": TROOPS_Q, "stream": True}, timeout=120) as r:
         raw = b"".join(r.iter_raw())
     answer = [line for line in raw.decode().split("\r\n") if line.startswith("data: {\"question\"")][-1]
     import json
 
-    return raw, json.loads(answer[6:])
+    answer = json.loads(answer[6:])
+    assert len(answer["citations"]) >= 2, answer
+    return raw, answer
 
 
 def send(page, text: str = "سؤال"):
@@ -238,8 +242,10 @@ def test_a_server_that_is_gone_is_said_so(pages):
 def test_while_the_server_loads_a_banner_says_so_and_the_input_waits(browser, bundled_index, tmp_path_factory):
     from api.main import create_app
 
-    # no embedder given: this server really loads the model (~10 s or more), answering 503 meanwhile
-    loading = LiveServer(create_app(copy_index(bundled_index, tmp_path_factory, "loading"))).start(ready=False)
+    # no embedder given: this server really loads the model, answering 503 meanwhile; the torch runtime (which
+    # reads this index's vectors too) takes seconds to import and load, the ONNX one too little to be seen
+    settings = copy_index(bundled_index, tmp_path_factory, "loading").model_copy(update={"runtime": "torch"})
+    loading = LiveServer(create_app(settings)).start(ready=False)
     pages = Pages(browser, loading.url)
     try:
         if httpx.get(loading.url + "/health").status_code != 503:

@@ -314,7 +314,7 @@ def test_a_generated_answer_replaced_midway_says_so_and_goes_on_with_the_extract
     content = whole.choices[0].message.content
     assert content.endswith("(The language model failed (ConnectionError: the model server went away); "
                             "this is the extractive answer.)")
-    assert len(whole.citations) == 2 and "\n\nالمصادر:\n" in content
+    assert whole.citations and "تستأنف الأحد" in whole.search_results[0]["quote"] and "\n\nالمصادر:\n" in content
     chunks = list(client.chat.completions.create(model="rag-news", stream=True,
                                                  messages=[{"role": "user", "content": RESUME_Q}]))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "تستأنف المحادثات\n\n" + content
