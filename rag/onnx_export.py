@@ -219,8 +219,16 @@ def _quantize(src: Path, out: Path) -> None:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice, meant for CNNs
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    # Its "consider pre-processing" advice is meant for CNNs; and it leaves the root logger at DEBUG, which would
+    # print bm25s's debug lines for the rest of the process: the root logger is put back as it was.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def check_export(model_dir: Path, graphs: dict[str, Path], texts: list[str] = CHECK_TEXTS,
