@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.config import Settings
+from rag.sessions import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -57,12 +58,9 @@ class Feedback:
 
 class FeedbackStore:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
 
     @classmethod
     def read_only(cls, path: Path) -> "FeedbackStore | None":

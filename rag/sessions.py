@@ -33,6 +33,16 @@ CREATE INDEX IF NOT EXISTS turns_session ON turns(session_id, created);
 """
 
 
+def open_database(path: Path, schema: str) -> sqlite3.Connection:
+    """The sessions' SQLite file (the feedback table lives there too), opened for one lock-guarded connection
+    shared by the API's threads, with `schema` created if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")  # durable appends without rewriting the file
+    db.executescript(schema)
+    return db
+
+
 @dataclass(frozen=True)
 class Turn:
     message: str
@@ -46,12 +56,9 @@ class SessionStore:
     def __init__(self, path: Path, max_turns: int = 20, max_age_seconds: float = 86_400):
         if max_turns < 1 or max_age_seconds <= 0:
             raise ValueError("max_turns must be at least 1 and max_age_seconds positive")
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.max_turns, self.max_age = path, max_turns, max_age_seconds
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")  # durable appends without rewriting the file
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
 
     @staticmethod
     def new_id() -> str:
