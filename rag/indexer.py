@@ -121,20 +121,6 @@ def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens) -> lis
     return parts
 
 
-def embed_chunks(embedder: Embedder, docs: dict[str, Document], chunks: list[Chunk], embed_title: bool,
-                 batch_size: int = 32, progress: Progress | None = None, group: int = 512) -> ChunkEmbeddings:
-    """Chunk, sentence and token vectors (late chunking: one forward pass per chunk), one step after another:
-    the reference `embed_documents` must agree with."""
-    parts = []
-    for i in range(0, len(chunks), group):
-        part = chunks[i:i + group]
-        texts, spans, offsets = _chunk_inputs(docs, part, embed_title)
-        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size))
-        if progress:
-            progress(min(i + group, len(chunks)), len(chunks))
-    return ChunkEmbeddings.concat(parts, embedder.dimension)
-
-
 _DONE = object()
 
 
@@ -143,7 +129,8 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
     previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
-    little of a forward pass is padding. The same windows and batches as `embed_chunks`: the same vectors."""
+    little of a forward pass is padding. The vectors are those of `Embedder.encode_late` on each window
+    (tests/test_indexing_pipeline.py checks it)."""
     embedder, bs = spec.embedder, spec.batch_size
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
     chunks: list[Chunk] = []

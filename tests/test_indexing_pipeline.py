@@ -10,7 +10,17 @@ from rag.chunking import chunk_document
 from rag.config import BUNDLED_ARTICLES, get_settings
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
-from rag.indexer import embed_chunks, embed_documents
+from rag.indexer import ChunkEmbeddings, _chunk_inputs, _stored, embed_documents
+
+
+def embed_chunks(embedder, docs, chunks, embed_title, batch_size, group):
+    """The reference: each window of `group` chunks through `Embedder.encode_late`, one step after another."""
+    parts = []
+    for i in range(0, len(chunks), group):
+        part = chunks[i:i + group]
+        texts, spans, offsets = _chunk_inputs(docs, part, embed_title)
+        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size))
+    return ChunkEmbeddings.concat(parts, embedder.dimension)
 
 
 def test_pipeline_gives_the_same_chunks_and_vectors(embedder: Embedder) -> None:
