@@ -84,8 +84,8 @@ class AnswerConfig:
     late_weight: float = 0.5
     abstain_threshold: float = 0.5  # on the confidence probability; 0 never abstains
     # The whole answer text (quotes and their [n] markers) stays within max_chars: a second sentence that does
-    # not fit is left out, and a best sentence longer than that is quoted as its clauses around the short answer
-    # (rag.short_answer.fit_span). 0 = no limit.
+    # not fit is left out, and a best sentence longer than that is quoted as its clauses around the one holding
+    # most of the question's words (rag.short_answer.fit_span). 0 = no limit.
     max_chars: int = 400
     # The short answer (rag.short_answer); a sentence word matches the question by stem, or, when the question is
     # in another language, by a name key (rag.names) or a token cosine within token_margin of the sentence's
