@@ -1,0 +1,37 @@
+"""How late interaction's token vectors are kept on disk: one codec per module, behind `TokenCodec`.
+
+An index records the codec that wrote its token vectors (and the codec's parameters, when it has trained ones), so
+every segment of one index is written and read by the same codec, and a merge copies codes without decoding them.
+Codes are fixed-width rows (one per token), so a passage's tokens are a slice of one memory-mapped array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class TokenCodec(Protocol):
+    name: str  # recorded in the index's manifest
+    width: int  # bytes per token on disk
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        """Unit token vectors (t, d) float32 -> their codes (t, width), as stored."""
+
+    def similarities(self, query_tokens: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The (approximate) cosine of every question token (m, d) float32 with every coded token: (m, t) float32."""
+
+    def save(self, directory: Path) -> None:
+        """Write the codec's trained parameters (if any) into `directory`."""
+
+
+def load_codec(name: str, directory: Path | None = None) -> TokenCodec:
+    """The codec `name`, with the parameters saved in `directory` (codecs without trained parameters ignore it)."""
+    from rag.store.tokens.int8 import Int8Codec
+
+    codecs = {Int8Codec.name: Int8Codec}
+    if name not in codecs:
+        raise ValueError(f"unknown token codec {name!r} (known: {', '.join(sorted(codecs))})")
+    return codecs[name].load(directory)

@@ -1,0 +1,42 @@
+"""Dense search over one segment's passage vectors: one implementation per module, behind `VectorIndex`.
+
+Whatever the structure (an exact scan for small segments, an approximate one for large compacted segments), the
+scores returned are the exact inner products of the question with the candidates' stored vectors, so fusion with
+BM25 and the second stage sees the same numbers whichever structure found them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class VectorIndex(Protocol):
+    kind: str  # recorded in the segment's entry of the manifest
+
+    def __len__(self) -> int: ...
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows (local to the segment) for one unit query vector (d,), best first, with exact inner
+        products: (scores float32 (k',), rows int64 (k',)), k' <= k."""
+
+    def vector(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of `rows`, float32 (len(rows), d)."""
+
+
+def build_vector_index(vectors: np.ndarray, directory: Path) -> str:
+    """Write the structure that fits `len(vectors)` into `directory`; returns its kind (for `open_vector_index`)."""
+    from rag.store.vectors.flat import FlatIndex
+
+    return FlatIndex.build(vectors, directory)
+
+
+def open_vector_index(kind: str, directory: Path) -> VectorIndex:
+    from rag.store.vectors.flat import FlatIndex
+
+    kinds = {FlatIndex.kind: FlatIndex}
+    if kind not in kinds:
+        raise ValueError(f"unknown vector index {kind!r} (known: {', '.join(sorted(kinds))})")
+    return kinds[kind].open(directory)
