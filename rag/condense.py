@@ -27,6 +27,10 @@ REFERENCES = frozenset(normalize(w) for w in (
 ).split())
 # Arabic conjunctions glued to the first letter ("وهو", "فذلك", "وهل"): stripped before the lookup.
 _CONJUNCTION = re.compile(r"^[وف](?=..)")
+# "ما هي عاصمة منغوليا؟", "من هو قائد فيلق القدس؟": after ما / من / ماذا the pronoun is the copula of a new
+# question, not a reference to an earlier turn ("وهل هو متأكد؟" still refers back).
+_COPULA = frozenset(normalize(w) for w in "هو هي هم هما هن".split())
+_ASKING = frozenset(normalize(w) for w in "ما من ماذا".split())
 _WORD = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*")
 # At most this many content tokens: too little to retrieve with alone ("ومتى؟", "and why?"). Kept at 1 so a
 # short new question ("ما عاصمة أستراليا؟", 2 tokens) is not glued to an unrelated earlier topic.
@@ -48,9 +52,12 @@ class Condensed:
 
 def refers_back(message: str) -> bool:
     """Whether the message holds a demonstrative or pronoun that needs an earlier turn to resolve."""
+    before = ""
     for word in _WORD.findall(normalize(message)):
-        if word in REFERENCES or _CONJUNCTION.sub("", word) in REFERENCES:
+        bare = _CONJUNCTION.sub("", word)
+        if (word in REFERENCES or bare in REFERENCES) and not (bare in _COPULA and before in _ASKING):
             return True
+        before = bare
     return False
 
 

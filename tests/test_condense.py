@@ -27,6 +27,8 @@ def test_follow_ups_get_the_previous_question_s_content_words(message, reason):
     "ما اسم القاعدة الجوية التي أصابتها الصواريخ في محافظة الأنبار؟",  # self-contained
     "ما عاصمة أستراليا؟",  # short, but a new topic: two content words and nothing pointing back
     "What did Araghchi say about the missiles that Iran has?",  # "that" as a conjunction
+    "ما هي عاصمة منغوليا؟",  # هي after ما is the copula of a new question
+    "ومن هو قائد فيلق القدس؟",
 ])
 def test_standalone_messages_are_kept(message):
     assert condense(message, [PREVIOUS]).query == message and not condense(message, [PREVIOUS]).rewritten
@@ -46,4 +48,5 @@ def test_a_chain_of_follow_ups_keeps_the_topic_and_stays_bounded():
 def test_reference_words_and_content_words():
     assert refers_back("فهل هذه هي الحقيقة") and refers_back("Did THEY agree?")
     assert not refers_back("من رفض لقاء قائد فيلق القدس؟")
+    assert not refers_back("ما هو موقف ترمب؟") and refers_back("وهل هو متأكد؟") and refers_back("ما رأيه هو؟")
     assert content_words("متى تستأنف المحادثات بين العراق والعراق؟") == ["تستأنف", "المحادثات", "العراق"]
