@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.arabic import split_sentences
+from rag.sentences import split_sentences
 from rag.types import Chunk, Document, Span
 
 TokenCounter = Callable[[list[str]], list[int]]

@@ -14,10 +14,10 @@ from rag.arabic import (
     detect_language,
     normalize,
     normalize_answer,
-    split_sentences,
     stem,
     tokenize,
 )
+from rag.sentences import split_sentences
 from rag.types import Span
 
 ARTICLES = Path(__file__).resolve().parent.parent / "data" / "articles"

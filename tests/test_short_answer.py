@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.arabic import split_sentences, tokenize
+from rag.arabic import tokenize
+from rag.sentences import split_sentences
 from rag.evaluate import answer_tokens, exact_match, token_f1
 from rag.short_answer import clause_spans, fit_span, mark_asked, pick, question_type, sentence_words
 from rag.types import Span
