@@ -88,8 +88,14 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
     h = hashlib.sha256()
     for p in sorted(corpus):
         h.update(p.name.encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest() if p.is_file() else
-                 "".join(sorted(str(f) for f in p.rglob("*"))).encode())
+        # A folder by its files' names and contents, not their absolute paths: every checkout of the project
+        # (a worktree, a fresh clone) shares the cached index of the same bundled articles.
+        if p.is_file():
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+            continue
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            h.update(str(f.relative_to(p)).encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
         h.update(runtime.encode())

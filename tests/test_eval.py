@@ -57,3 +57,22 @@ def test_eval_bad_inputs_are_clear_errors(cli, arcd_slice, tmp_path):
     bad.write_text('{"question": "no id"}\n', encoding="utf-8")
     with pytest.raises(InvalidInput, match="bad.jsonl:1"):
         load_questions(bad)
+
+
+def test_the_cached_eval_index_is_keyed_by_content_not_by_where_the_checkout_is(tmp_path):
+    import shutil
+
+    from rag.config import Settings
+    from rag.evaluate import eval_index_dir
+
+    articles = Path(__file__).resolve().parents[1] / "data" / "articles"
+    here, there = tmp_path / "a" / "articles", tmp_path / "b" / "articles"
+    shutil.copytree(articles, here)
+    shutil.copytree(articles, there)
+    settings = Settings(cache_dir=tmp_path / "cache")
+    key = eval_index_dir([here], settings, "m")
+    assert key == eval_index_dir([there], settings, "m")
+    first = sorted(there.iterdir())[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\nسطر جديد", encoding="utf-8")
+    assert eval_index_dir([there], settings, "m") != key
+    assert eval_index_dir([here], settings, "m", runtime="onnx") != key
