@@ -85,17 +85,20 @@ def load_questions(path: Path, answerable: bool | None = None) -> list[EvalQuest
 
 def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtime: str = "torch") -> Path:
     """The cached index of `corpus`; one per runtime (torch keeps the key it had before there were others)."""
-    h = hashlib.sha256()
-    for p in sorted(corpus):
-        h.update(p.name.encode())
-        # A folder by its files' names and contents, not their absolute paths: every checkout of the project
-        # (a worktree, a fresh clone) shares the cached index of the same bundled articles.
+    # Each part by its name and contents (a folder by its files' relative names and contents), in the order of
+    # those digests: not by where the checkout is, nor by how the paths were written (relative or absolute), so
+    # every worktree and fresh clone shares the cached index of the same corpus.
+    parts = []
+    for p in corpus:
+        part = hashlib.sha256(p.name.encode())
         if p.is_file():
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-            continue
-        for f in sorted(f for f in p.rglob("*") if f.is_file()):
-            h.update(str(f.relative_to(p)).encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+            part.update(hashlib.sha256(p.read_bytes()).digest())
+        else:
+            for f in sorted(f for f in p.rglob("*") if f.is_file()):
+                part.update(str(f.relative_to(p)).encode())
+                part.update(hashlib.sha256(f.read_bytes()).digest())
+        parts.append(part.digest())
+    h = hashlib.sha256(b"".join(sorted(parts)))
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
         h.update(runtime.encode())

@@ -1,6 +1,7 @@
 """`rag eval` on a slice of the real third-party ARCD data in ../shared/eval, end to end with the real model."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,7 @@ def test_the_cached_eval_index_is_keyed_by_content_not_by_where_the_checkout_is(
     first.write_text(first.read_text(encoding="utf-8") + "\nسطر جديد", encoding="utf-8")
     assert eval_index_dir([there], settings, "m") != key
     assert eval_index_dir([here], settings, "m", runtime="onnx") != key
+    corpus = EVAL / "arcd" / "corpus.jsonl"
+    assert eval_index_dir([here, corpus], settings, "m") == eval_index_dir([corpus, here], settings, "m")
+    relative = Path(os.path.relpath(corpus))
+    assert eval_index_dir([relative, here], settings, "m") == eval_index_dir([corpus, here], settings, "m")
