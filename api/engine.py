@@ -24,7 +24,7 @@ from rag.feedback import FeedbackStore, database_path
 from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
-from rag.store import current_version
+from rag.store import current_generation
 from rag.types import Answer, Document
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ class Engine:
     @property
     def assistant(self) -> Assistant:
         """The current Assistant; take it once per request so one request sees one index version."""
-        live = current_version(self.settings.index_dir)
-        if live is not None and live != self._assistant.store.path:
-            self._reload()  # another process (`rag index`) wrote a new version
+        live = current_generation(self.settings.index_dir)
+        if live is not None and live != self._assistant.store.manifest.generation:
+            self._reload()  # another process (`rag index`, `rag rm`) committed
         return self._assistant
 
     def _reload(self) -> None:
@@ -55,10 +55,10 @@ class Engine:
         if not self._write_lock.acquire(blocking=False):
             return
         try:
-            if current_version(self.settings.index_dir) != self._assistant.store.path:
+            if current_generation(self.settings.index_dir) != self._assistant.store.manifest.generation:
                 self._assistant = self._new_assistant()
         except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
-            log.warning("could not open the new index version; still serving %s", self._assistant.store.path,
+            log.warning("could not open the new commit; still serving %s", self._assistant.store.version,
                         exc_info=True)
         finally:
             self._write_lock.release()
