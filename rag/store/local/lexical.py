@@ -71,8 +71,10 @@ class Postings:
             tfs.append(np.asarray(p.tfs)[keep])
             lengths.append(np.asarray(p.lengths)[row_map >= 0])
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        return cls.from_triples(terms, cat(term_ids, np.int64), cat(rows, np.int64), cat(tfs, np.int64),
-                                cat(lengths, np.int32))
+        term_ids = cat(term_ids, np.int64)
+        used = np.unique(term_ids)  # a term whose every passage was dropped goes
+        return cls.from_triples(terms[used], np.searchsorted(used, term_ids), cat(rows, np.int64),
+                                cat(tfs, np.int64), cat(lengths, np.int32))
 
     def save(self, directory: Path) -> list[str]:
         for name, array in zip(FILES, (self.terms, self.indptr, self.rows, self.tfs, self.lengths)):
