@@ -62,7 +62,7 @@ def maintain(settings: Settings, compact: bool, check: bool, json_output: bool, 
                                "segments": len(manifest.segments) if manifest else None}
             if not json_output:
                 for line in problems:
-                    cli.err.print(line, markup=False)
+                    cli.err.print(line, markup=False, soft_wrap=True)  # one line each, however long
                 if not problems:
                     cli.out.print(f"ok: generation {manifest.generation}, {len(manifest.segments)} segments, "
                                   f"{manifest.documents} documents, {manifest.chunks} passages, every file matches "

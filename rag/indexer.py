@@ -258,6 +258,13 @@ def _copied(old, keep_ids: set[str], codec) -> tuple[list[Chunk], list[ChunkEmbe
     return [chunk for _, chunk in rows], parts
 
 
+def _needs_embedding(old, settings: Manifest) -> bool:
+    """Whether `old` must be re-embedded whole: none yet, other chunking or sentence rules, no token vectors (an
+    index of format 1), another token codec."""
+    return (old is None or old.manifest.chunking_key()[:4] != settings.chunking_key() or old.tokens is None
+            or getattr(old.manifest, "token_codec", "int8") != settings.token_codec)
+
+
 def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport, spec: IndexSpec,
            progress: Progress | None, force: bool) -> None:
     """Commit the change from `old` to `final`. Incremental when it can be: one segment for the added and
@@ -268,8 +275,7 @@ def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport
     changed = set(report.added + report.updated)
     dim = spec.embedder.dimension
     is_legacy = isinstance(old, legacy.IndexStore)
-    reembed = (old is None or force or old.manifest.chunking_key()[:4] != settings.chunking_key()
-               or old.tokens is None or getattr(old.manifest, "token_codec", "int8") != settings.token_codec)
+    reembed = force or _needs_embedding(old, settings)
     if reembed or is_legacy or old.manifest.stemmer != STEMMER_VERSION:
         base = start_index(index_dir, settings)
         codec = load_codec(base.token_codec, index_dir / base.codec_dir if base.codec_dir else None)
@@ -302,7 +308,8 @@ def _finish(index_dir: Path, old, final: dict[str, Document], report: IndexRepor
     """Commit when anything changed (or there is no index yet), merge what the policy says; fill in the counts."""
     try:
         if old is None or force or report.added or report.updated or report.removed \
-                or isinstance(old, legacy.IndexStore) or old.manifest.stemmer != STEMMER_VERSION:
+                or isinstance(old, legacy.IndexStore) or old.manifest.stemmer != STEMMER_VERSION \
+                or _needs_embedding(old, spec.manifest()):
             _write(index_dir, old, final, report, spec, progress, force)
     finally:
         if old is not None:
