@@ -139,10 +139,30 @@ def old_add(old_code: Path, legacy_dir: Path, work: Path, repeats: int) -> dict:
             "add_process_s": round(statistics.median(s for _, s in runs), 2)}
 
 
+def pooled_index(settings, embedder, given: Path | None) -> Path:
+    """The eval cache's index of the pooled corpus for this model and runtime (read, never written: copied)."""
+    if given is not None:
+        return given
+    cached = eval_index_dir(POOLED, settings, embedder.model_id, embedder.runtime_name)
+    if (cached / "manifest.json").exists() or (cached / "CURRENT").exists():
+        return cached
+    # Another checkout's (the key holds the bundled articles' paths): the newest with the pooled corpus's size.
+    found = []
+    for manifest in (settings.cache_dir / "eval").glob("*/v-*/manifest.json"):
+        m = json.loads(manifest.read_text())
+        if (m.get("model_id"), m.get("runtime", "torch"), m.get("documents")) == \
+                (embedder.model_id, embedder.runtime_name, 904) and m.get("stemmer"):
+            found.append((m.get("created", 0), manifest.parent.parent))
+    if not found:
+        sys.exit("no pooled eval index in the cache: run `rag eval` on ../shared/eval first, or pass --pooled-index")
+    return max(found)[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--old-code", type=Path, default=None)
+    ap.add_argument("--pooled-index", type=Path, default=None, help="an index of the pooled corpus (copied)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     settings = get_settings()
@@ -154,9 +174,7 @@ def main() -> None:
         bundled = work / "bundled"
         index_paths([BUNDLED_ARTICLES], bundled, spec)
         results["bundled"] = measure(bundled, spec, args.repeats, work)
-        cached = eval_index_dir(POOLED, settings, embedder.model_id, embedder.runtime_name)
-        if not (cached / "manifest.json").exists() and not (cached / "CURRENT").exists():
-            sys.exit(f"no pooled eval index in {cached}: run `rag eval` on ../shared/eval first")
+        cached = pooled_index(settings, embedder, args.pooled_index)
         pooled = work / "pooled"
         shutil.copytree(cached, pooled, ignore=shutil.ignore_patterns(".lock"))
         legacy_copy = work / "pooled-legacy"

@@ -252,7 +252,8 @@ def legacy_index(tmp_path, tokens=True):
     data, lexical = make_docs(["a", "b"])
     old = legacy.IndexData(
         manifest=legacy.Manifest(model_id="test-model", dimension=DIM, chunk_tokens=256, chunk_overlap_tokens=48,
-                                 embed_title=True, tokenizer="arabic-v2", stemmer="stem-v1", documents=2, chunks=4),
+                                 embed_title=True, tokenizer="arabic-v2", stemmer="stem-v1", documents=2, chunks=4,
+                                 format_version=2),
         documents=data.documents, chunks=data.chunks, vectors=data.vectors, sentence_vectors=data.sentence_vectors,
         bm25_tokens=lexical, tokens=data.tokens if tokens else None,
         token_spans=data.token_spans if tokens else None, token_rows=data.token_rows if tokens else None)

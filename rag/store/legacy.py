@@ -17,8 +17,6 @@ crash mid-write leaves the previous index whole and loadable. No pickle anywhere
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -27,53 +25,18 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
-
 import numpy as np
 
 from rag.errors import IndexIncompatible, IndexMissing
+from rag.store.local.manifest import fsync_dir as _fsync_dir
+from rag.store.local.manifest import write_lock  # noqa: F401 - one lock for both formats
+from rag.store.local.manifest import Manifest  # its fields are a subset of the segmented index's
+from rag.store.local.segment import write_blocks, write_tables  # the same tables
 from rag.runtime import compatible, compatible_runtimes
 from rag.types import Chunk, Document, Span
 
 FORMAT_VERSION = 2  # 2: token vectors (an index of format 1 is re-embedded by the next `rag index`)
 CURRENT = "CURRENT"
-
-_SCHEMA = """
-CREATE TABLE documents (
-    id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT, path TEXT,
-    content_hash TEXT, text TEXT NOT NULL
-);
-CREATE TABLE chunks (
-    row INTEGER PRIMARY KEY,          -- row in chunks.faiss
-    doc_id TEXT NOT NULL REFERENCES documents(id),
-    ordinal INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    sentences TEXT NOT NULL,          -- JSON [[start, end], ...], absolute offsets
-    sentence_row INTEGER NOT NULL     -- first row of this chunk's sentences in sentences.npy
-);
-CREATE INDEX chunks_doc ON chunks(doc_id);
-"""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    model_id: str
-    dimension: int
-    chunk_tokens: int
-    chunk_overlap_tokens: int
-    embed_title: bool
-    tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
-    runtime: str = "torch"  # the embedding runtime that wrote it (rag/runtime/); older indexes: torch
-    stemmer: str = ""  # version of the stemmer that made the BM25 tokens ("" before it had one)
-    documents: int = 0
-    chunks: int = 0
-    created: float = 0.0
-    format_version: int = FORMAT_VERSION
-
-    def chunking_key(self) -> tuple:
-        return (self.chunk_tokens, self.chunk_overlap_tokens, self.embed_title, self.tokenizer, self.format_version)
-
 
 @dataclass
 class IndexData:
@@ -101,26 +64,6 @@ def quantize_tokens(vectors: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(vectors, np.float32) * 127), -127, 127).astype(np.int8)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def write_lock(index_dir: Path) -> Iterator[None]:
-    """One writer at a time per index directory (readers never wait)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def current_version(index_dir: Path) -> Path | None:
     pointer = index_dir / CURRENT
     try:
@@ -145,21 +88,7 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
-        db = sqlite3.connect(tmp / "store.sqlite")
-        with db:
-            db.executescript(_SCHEMA)
-            db.executemany(
-                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
-                [(d.id, d.title, d.date, d.source, d.url, d.path, d.content_hash, d.text) for d in data.documents],
-            )
-            sentence_row = 0
-            rows = []
-            for row, c in enumerate(data.chunks):
-                rows.append((row, c.doc_id, c.ordinal, c.start, c.end,
-                             json.dumps([[s.start, s.end] for s in c.sentences]), sentence_row))
-                sentence_row += len(c.sentences)
-            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows)
-        db.close()
+        sentence_row = write_tables(tmp / "store.sqlite", data.documents, data.chunks)
         if sentence_row != len(data.sentence_vectors):
             raise ValueError("sentence vectors do not match the chunks' sentences")
 
@@ -174,14 +103,7 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
                     or len(data.token_spans) != n_tokens \
                     or any(b.dtype != np.int8 or b.shape[1:] != (data.manifest.dimension,) for b in data.tokens):
                 raise ValueError("token vectors do not match the chunks")
-            stored = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.int8,
-                                               shape=(n_tokens, data.manifest.dimension))
-            at = 0
-            for block in data.tokens:
-                stored[at:at + len(block)] = block
-                at += len(block)
-            stored.flush()
-            del stored
+            write_blocks(tmp / "tokens.npy", data.tokens, np.int8, (n_tokens, data.manifest.dimension))
             np.save(tmp / "token_spans.npy", data.token_spans.astype(np.int32), allow_pickle=False)
             np.save(tmp / "token_rows.npy", data.token_rows.astype(np.int64), allow_pickle=False)
 

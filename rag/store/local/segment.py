@@ -78,6 +78,35 @@ class SegmentData:
                 raise ValueError("token vectors do not match the chunks")
 
 
+def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> int:
+    """The documents and chunks into a new SQLite file; returns how many sentences the chunks hold."""
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.executescript(_SCHEMA)
+        db.executemany(f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                       [(d.id, d.title, d.date, d.source, d.url, d.path, d.content_hash, d.text) for d in documents])
+        rows, sentence_row = [], 0
+        for row, c in enumerate(chunks):
+            rows.append((row, c.doc_id, c.ordinal, c.start, c.end,
+                         json.dumps([[s.start, s.end] for s in c.sentences]), sentence_row))
+            sentence_row += len(c.sentences)
+        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows)
+    db.close()
+    return sentence_row
+
+
+def write_blocks(path: Path, blocks: list[np.ndarray], dtype, shape: tuple) -> None:
+    """Blocks of rows written one after the other into one .npy file, never all in memory at once."""
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    at = 0
+    for block in blocks:
+        stored[at:at + len(block)] = block
+        at += len(block)
+    stored.flush()
+    del stored
+
+
 def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: int) -> dict:
     """Write `data` as segment `name` (temp directory, fsync, rename, fsync); returns its manifest entry."""
     data.check(dimension)
@@ -85,20 +114,7 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        db = sqlite3.connect(tmp / "store.sqlite")
-        with db:
-            db.execute("PRAGMA journal_mode=OFF")
-            db.executescript(_SCHEMA)
-            db.executemany(f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                           [(d.id, d.title, d.date, d.source, d.url, d.path, d.content_hash, d.text)
-                            for d in data.documents])
-            rows, sentence_row = [], 0
-            for row, c in enumerate(data.chunks):
-                rows.append((row, c.doc_id, c.ordinal, c.start, c.end,
-                             json.dumps([[s.start, s.end] for s in c.sentences]), sentence_row))
-                sentence_row += len(c.sentences)
-            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows)
-        db.close()
+        write_tables(tmp / "store.sqlite", data.documents, data.chunks)
         vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
         kind = build_vector_index(vectors, tmp)
         np.save(tmp / "sentences.npy", np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension),
@@ -108,13 +124,7 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
             n_tokens = sum(len(b) for b in data.tokens)
             shape = data.tokens[0].shape[1:] if data.tokens else (0,)
             dtype = data.tokens[0].dtype if data.tokens else np.uint8
-            stored = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=dtype, shape=(n_tokens, *shape))
-            at = 0
-            for block in data.tokens:
-                stored[at:at + len(block)] = block
-                at += len(block)
-            stored.flush()
-            del stored
+            write_blocks(tmp / "tokens.npy", data.tokens, dtype, (n_tokens, *shape))
             np.save(tmp / "token_spans.npy", np.asarray(data.token_spans, np.int32).reshape(-1, 2), allow_pickle=False)
             np.save(tmp / "token_rows.npy", np.asarray(data.token_rows, np.int64), allow_pickle=False)
         data.postings.save(tmp)
