@@ -93,24 +93,23 @@ def merge(index_dir: Path, store, names: list[str]) -> Manifest:
 def maybe_compact(index_dir: Path, policy: MergePolicy = MergePolicy(), force: bool = False) -> tuple[int, int] | None:
     """Merge what the policy selects (with `force`, every segment into one, dropping every tombstone), until it
     selects nothing. Returns (segments before, after), or None when nothing was merged. Caller holds the lock."""
+    from rag.store.local.manifest import read_manifest
     from rag.store.local.reader import IndexStore
 
     merged = None
     while True:
+        entries = list(read_manifest(index_dir).segments)  # the policy reads the manifest only: no files opened
+        if force:
+            names = [e["name"] for e in entries] if len(entries) > 1 or any(e.get("deletes") for e in entries) else []
+        else:
+            names = policy.select(entries)
+        if not names:
+            return merged
         store = IndexStore.open(index_dir)
         try:
-            entries = list(store.manifest.segments)
-            if force:
-                tombstoned = any(e.get("deletes") for e in entries)
-                names = [e["name"] for e in entries] if len(entries) > 1 or tombstoned else []
-            else:
-                names = policy.select(entries)
-            if not names:
-                return merged
-            before = len(entries) if merged is None else merged[0]
             manifest = merge(index_dir, store, names)
-            merged = (before, len(manifest.segments))
         finally:
             store.close()
+        merged = (len(entries) if merged is None else merged[0], len(manifest.segments))
         if force:
             return merged
