@@ -61,7 +61,7 @@ class IndexStore:
             try:
                 store = cls(index_dir, manifest)
                 break
-            except FileNotFoundError:
+            except Exception:  # noqa: BLE001 - a missing file shows as OSError, sqlite3's or FAISS's RuntimeError
                 # A commit landed between reading the manifest and opening its segments, and removed one: the
                 # newer manifest names only files that exist (they are removed only after its swap).
                 if read_manifest(index_dir).generation == manifest.generation:
