@@ -286,3 +286,21 @@ def test_the_commit_is_one_rename_of_a_synced_manifest(tmp_path, monkeypatch):
     change(tmp_path, add=["c"])
     assert renames[-1] == (str(tmp_path / "manifest.json.tmp"), str(tmp_path / "manifest.json"))
     assert read_manifest(tmp_path).generation == 2
+
+
+def test_a_reader_racing_a_merge_retries_on_the_newer_manifest(tmp_path, monkeypatch):
+    import rag.store.local.reader as reader_module
+
+    new_index(tmp_path)
+    change(tmp_path, add=["c"])
+    stale = read_manifest(tmp_path)
+    maybe_compact(tmp_path, force=True)  # the stale manifest's segments are gone from disk
+    calls = []
+
+    def racing(index_dir):
+        calls.append(1)
+        return stale if len(calls) == 1 else read_manifest(index_dir)
+
+    monkeypatch.setattr(reader_module, "read_manifest", racing)
+    store = IndexStore.open(tmp_path)
+    assert store.manifest.generation == stale.generation + 1 and set(state(store)) == {"a", "b", "c"}
