@@ -1,11 +1,11 @@
 """What the routes share: the live Assistant, the one loaded Embedder, the chat sessions, and the write path.
 
 Live index swap: a write goes through rag.indexer.change_documents (its file lock keeps other processes out,
-our threading.Lock keeps concurrent API writes in line), which makes a new index version live atomically;
+our threading.Lock keeps concurrent API writes in line), which commits one new segment atomically;
 then a new Assistant is built on it, sharing the loaded Embedder (loading takes ~10 s), warmed, and only
 then published by replacing one reference. A query that already holds the old Assistant finishes on it:
-the old version's files stay readable after removal (POSIX), and its BM25 index is already in memory.
-A version written by another process (`rag index` while serving) is picked up on the next request.
+its snapshot's files stay open and readable after a merge removes them (POSIX). A commit by another process
+(`rag index`, `rag rm` while serving) is picked up on the next request: the manifest's generation moved on.
 """
 
 from __future__ import annotations
