@@ -1,11 +1,11 @@
 """What the routes share: the live Assistant, the one loaded Embedder, the chat sessions, and the write path.
 
 Live index swap: a write goes through rag.indexer.change_documents (its file lock keeps other processes out,
-our threading.Lock keeps concurrent API writes in line), which makes a new index version live atomically;
+our threading.Lock keeps concurrent API writes in line), which commits one new segment atomically;
 then a new Assistant is built on it, sharing the loaded Embedder (loading takes ~10 s), warmed, and only
 then published by replacing one reference. A query that already holds the old Assistant finishes on it:
-the old version's files stay readable after removal (POSIX), and its BM25 index is already in memory.
-A version written by another process (`rag index` while serving) is picked up on the next request.
+its snapshot's files stay open and readable after a merge removes them (POSIX). A commit by another process
+(`rag index`, `rag rm` while serving) is picked up on the next request: the manifest's generation moved on.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rag.feedback import FeedbackStore, database_path
 from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
-from rag.store import current_version
+from rag.store import current_generation
 from rag.types import Answer, Document
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ class Engine:
     @property
     def assistant(self) -> Assistant:
         """The current Assistant; take it once per request so one request sees one index version."""
-        live = current_version(self.settings.index_dir)
-        if live is not None and live != self._assistant.store.path:
-            self._reload()  # another process (`rag index`) wrote a new version
+        live = current_generation(self.settings.index_dir)
+        if live is not None and live != self._assistant.store.manifest.generation:
+            self._reload()  # another process (`rag index`, `rag rm`) committed
         return self._assistant
 
     def _reload(self) -> None:
@@ -55,10 +55,10 @@ class Engine:
         if not self._write_lock.acquire(blocking=False):
             return
         try:
-            if current_version(self.settings.index_dir) != self._assistant.store.path:
+            if current_generation(self.settings.index_dir) != self._assistant.store.manifest.generation:
                 self._assistant = self._new_assistant()
         except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
-            log.warning("could not open the new index version; still serving %s", self._assistant.store.path,
+            log.warning("could not open the new commit; still serving %s", self._assistant.store.version,
                         exc_info=True)
         finally:
             self._write_lock.release()

@@ -30,7 +30,7 @@ from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
 from rag.retrieval import HybridRetriever
-from rag.store import IndexStore, current_version
+from rag.store import IndexStore, index_exists
 from rag.types import Answer, Hit
 
 # Cold start: generative answers (langchain's chat models, jinja2 prompts) and indexing are imported when used,
@@ -143,7 +143,7 @@ class Assistant:
         # Warm up now (Haystack's warm_up): load the model, run one forward pass, read the BM25 arrays, so no
         # question pays for them.
         self.encode_query("warm-up")
-        self.store.bm25
+        self.store.warm()
 
     @cached_property
     def retriever(self):
@@ -226,7 +226,7 @@ def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
 
 def ensure_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport | None:
     """With no index yet, build one over the bundled articles (so `rag ask` works on a fresh clone)."""
-    if current_version(settings.index_dir) is not None:
+    if index_exists(settings.index_dir):
         return None
     if not BUNDLED_ARTICLES.is_dir():
         raise IndexMissing(f"no index in {settings.index_dir} and no bundled articles; run `rag index PATH`")

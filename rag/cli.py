@@ -157,9 +157,15 @@ def index(
     index_dir: IndexDir = None,
     json_output: JsonOut = False,
     runtime: RuntimeOpt = None,
+    compact: Annotated[bool, typer.Option("--compact", help="merge every segment into one, dropping removed passages")] = False,
+    check: Annotated[bool, typer.Option("--check", help="verify every file of the live commit against its checksums")] = False,
 ) -> None:
     """Add, update or remove articles in the index. Unchanged files are not re-embedded."""
     settings = _settings(index_dir, runtime)
+    if compact or check:
+        from rag.index_cli import maintain
+
+        return maintain(settings, compact=compact, check=check, json_output=json_output, paths=paths, rebuild=rebuild)
 
     def run():
         report = _index_with_progress(paths or [BUNDLED_ARTICLES], settings, _embedder(settings), rebuild)
@@ -173,6 +179,9 @@ def index(
                 out.print(f"{'kept':>9}  {doc_id} (its file is unreadable now; the indexed version stays)", markup=False)
             for s in report.skipped:
                 out.print(f"{'skipped':>9}  {s}", markup=False)
+            for line in (report.notice, report.merged and f"merged {report.merged}"):
+                if line:
+                    err.print(line, markup=False)
             summary = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
                        f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
                        f"{report.chunks_embedded} passages embedded; index: {report.documents} documents, "
@@ -484,6 +493,9 @@ def serve(
 from rag.feedback_cli import feedback  # noqa: E402 - registered here, kept in its own module
 
 app.command("feedback")(feedback)
+from rag.index_cli import rm  # noqa: E402 - registered here, kept in its own module
+
+app.command("rm")(rm)
 
 if __name__ == "__main__":
     app()

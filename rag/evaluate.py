@@ -8,6 +8,7 @@ settings that shape an index, so a second run reuses it.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -102,7 +103,14 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
         h.update(runtime.encode())
-    return settings.cache_dir / "eval" / h.hexdigest()[:16]
+    before_segments = settings.cache_dir / "eval" / h.hexdigest()[:16]
+    # Segmented indexes (rag/store/local) get their own key, so a checkout of an older version sharing the cache
+    # keeps its own; the first run copies the older one, which `rag index` then migrates without re-embedding.
+    h.update(b"segments")
+    path = settings.cache_dir / "eval" / h.hexdigest()[:16]
+    if not path.exists() and (before_segments / "CURRENT").is_file():
+        shutil.copytree(before_segments, path, ignore=shutil.ignore_patterns(".lock"))
+    return path
 
 
 def prepare(corpus: list[Path], settings: Settings, embedder: Embedder, progress=None) -> Assistant:

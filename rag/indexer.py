@@ -22,8 +22,11 @@ from rag.arabic import tokenize
 from rag.chunking import ChunkingConfig, chunk_document
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
-from rag.store import (IndexData, IndexStore, Manifest, current_version, quantize_tokens, read_manifest, write_index,
-                       write_lock)
+from rag.errors import DocumentNotFound, IndexIncompatible
+from rag.store import (FORMAT_VERSION, IndexStore, Manifest, MergePolicy, SegmentData, commit, index_exists, legacy,
+                       maybe_compact, quantize_tokens, read_manifest, start_index, write_lock)
+from rag.store.local.lexical import Postings
+from rag.store.tokens import load_codec
 from rag.types import Chunk, Document, Skipped
 
 # The version of rag.arabic's rules that shape an index (lexical tokens, sentence boundaries): an index written
@@ -49,13 +52,17 @@ class IndexReport:
     chunks: int = 0
     written: bool = False
     seconds: float = 0.0
+    notice: str = ""  # what the write did beyond the change (a migration, a rebuild)
+    merged: str = ""  # segments merged after the commit ("8 -> 1 segments")
+    generation: int = 0
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "removed": self.removed, "unchanged": self.unchanged,
                 "kept_unreadable": self.kept_unreadable,
                 "skipped": [{"path": s.path, "line": s.line, "reason": s.reason} for s in self.skipped],
                 "chunks_embedded": self.chunks_embedded, "documents": self.documents, "chunks": self.chunks,
-                "written": self.written, "seconds": round(self.seconds, 3)}
+                "written": self.written, "seconds": round(self.seconds, 3), "notice": self.notice,
+                "merged": self.merged, "generation": self.generation}
 
 
 def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str, int]:
@@ -111,13 +118,15 @@ def _chunk_inputs(docs: dict[str, Document], chunks: list[Chunk], embed_title: b
     return texts, spans, offsets
 
 
-def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens) -> list[ChunkEmbeddings]:
-    """Per chunk, what the index stores: token vectors as int8 and their spans in the document."""
+def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens, codec=None) -> list[ChunkEmbeddings]:
+    """Per chunk, what the index stores: token vectors as the index's codec's codes (int8 by default) and their
+    spans in the document."""
+    encode = codec.encode if codec is not None else quantize_tokens
     parts = []
     for c, offset, vec, sent, t in zip(chunks, offsets, vecs, sents, tokens):
         doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
         doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
-        parts.append(ChunkEmbeddings.one(vec, sent, quantize_tokens(t.vectors), doc_spans))
+        parts.append(ChunkEmbeddings.one(vec, sent, encode(t.vectors), doc_spans))
     return parts
 
 
@@ -125,7 +134,7 @@ _DONE = object()
 
 
 def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[str], progress: Progress | None = None,
-                    window: int = 512, queue_size: int = 4) -> tuple[list[Chunk], ChunkEmbeddings]:
+                    window: int = 512, queue_size: int = 4, codec=None) -> tuple[list[Chunk], ChunkEmbeddings]:
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
     previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
@@ -176,7 +185,7 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
                 raise item
             rows, spans, offsets, prepared = item
             vecs, sents, tokens = embedder.late_vectors(prepared, embedder.forward_passages(prepared), spans)
-            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens)):
+            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens, codec)):
                 results[row] = part
             if progress:
                 progress(len(results), max(len(chunks), len(results)))
@@ -202,68 +211,115 @@ class IndexSpec:
     chunking: ChunkingConfig
     embed_title: bool = True
     batch_size: int = 32
+    token_codec: str = "int8"
+    merge_policy: MergePolicy = MergePolicy()
 
     def manifest(self) -> Manifest:
         return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
                         chunk_tokens=self.chunking.max_tokens, chunk_overlap_tokens=self.chunking.overlap_tokens,
                         embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION, stemmer=STEMMER_VERSION,
-                        runtime=self.embedder.runtime_name)
+                        runtime=self.embedder.runtime_name, token_codec=self.token_codec)
 
 
 def _counts(index_dir: Path) -> tuple[int, int]:
-    manifest = read_manifest(current_version(index_dir))
+    manifest = read_manifest(index_dir)
     return manifest.documents, manifest.chunks
 
 
-def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool) -> IndexStore | None:
-    if rebuild or current_version(index_dir) is None:
+def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool):
+    """The live index (a snapshot, or a store of the format before segments, which the write migrates)."""
+    if rebuild or not index_exists(index_dir):
         return None
     return IndexStore.open(index_dir, model_id=spec.embedder.model_id, older_format=True,
                            runtime=spec.embedder.runtime_name)
 
 
-def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Document], changed: set[str],
-                   spec: IndexSpec, progress: Progress | None) -> int:
-    """Write `final` as the new live version, re-embedding only `changed` documents (and all of them when the
-    chunking changed). Returns how many chunks were embedded."""
-    manifest = spec.manifest()
-    reuse = (old is not None and old.manifest.chunking_key() == manifest.chunking_key()
-             and old.tokens is not None)
-    keep_ids = {d for d in final if reuse and d not in changed and old.document(d) is not None}
+def _segment(docs: list[Document], chunks: list[Chunk], every: ChunkEmbeddings, spec: IndexSpec) -> SegmentData:
+    by_id = {d.id: d for d in docs}
+    return SegmentData(documents=docs, chunks=chunks, vectors=every.vectors, sentence_vectors=every.sentences,
+                       postings=Postings.build([tokenize(embedding_text(by_id[c.doc_id], c, spec.embed_title)[0])
+                                                for c in chunks]),
+                       tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows)
+
+
+def _copied(old, keep_ids: set[str], codec) -> tuple[list[Chunk], list[ChunkEmbeddings]]:
+    """The chunks of `keep_ids` with what `old` stores of them, not re-embedded (a migration, a new stemmer).
+    Token codes are copied as stored; int8 ones of the format before segments are re-coded when the index's
+    codec is another."""
+    rows = [(row, chunk) for row, chunk in old.all_chunks() if chunk.doc_id in keep_ids]
+    vectors = old.row_vectors([row for row, _ in rows])
+    recode = isinstance(old, legacy.IndexStore) and codec.name != "int8"
+    parts = []
+    for (row, _), vector in zip(rows, vectors):
+        codes, spans = old.stored_token_vectors(row)
+        if recode:
+            codes = codec.encode(np.asarray(codes, np.float32) / 127)
+        parts.append(ChunkEmbeddings.one(vector, old.chunk_sentence_vectors(row), codes, spans))
+    return [chunk for _, chunk in rows], parts
+
+
+def _needs_embedding(old, settings: Manifest) -> bool:
+    """Whether `old` must be re-embedded whole: none yet, other chunking or sentence rules, no token vectors (an
+    index of format 1), another token codec."""
+    return (old is None or old.manifest.chunking_key()[:4] != settings.chunking_key() or old.tokens is None
+            or getattr(old.manifest, "token_codec", "int8") != settings.token_codec)
+
+
+def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport, spec: IndexSpec,
+           progress: Progress | None, force: bool) -> None:
+    """Commit the change from `old` to `final`. Incremental when it can be: one segment for the added and
+    changed documents, tombstones for the changed and removed ones. A new index (none yet, --rebuild, other
+    chunking) re-embeds everything; an index of the format before segments, or under another stemmer, is
+    rewritten as one segment from what it stores, without re-embedding."""
+    settings = spec.manifest()
+    changed = set(report.added + report.updated)
     dim = spec.embedder.dimension
-    kept_chunks: list[Chunk] = []
-    kept: list[ChunkEmbeddings] = []
-    if reuse and keep_ids:
-        old_vectors = old.vectors()
-        for row, chunk in old.all_chunks():
-            if chunk.doc_id in keep_ids:
-                kept_chunks.append(chunk)
-                kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row),
-                                                *old.stored_token_vectors(row)))
-    new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress)
+    is_legacy = isinstance(old, legacy.IndexStore)
+    reembed = force or _needs_embedding(old, settings)
+    if reembed or is_legacy or old.manifest.stemmer != STEMMER_VERSION:
+        base = start_index(index_dir, settings)
+        codec = load_codec(base.token_codec, index_dir / base.codec_dir if base.codec_dir else None)
+        keep_ids = set() if reembed else {d for d in final if d not in changed and old.document(d) is not None}
+        kept_chunks, kept = _copied(old, keep_ids, codec) if keep_ids else ([], [])
+        new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress, codec=codec)
+        every = ChunkEmbeddings.concat(kept + [new], dim)
+        docs = [final[d] for d in sorted(final)]
+        commit(index_dir, base, add=[_segment(docs, kept_chunks + new_chunks, every, spec)])
+        report.chunks_embedded = len(new_chunks)
+        if is_legacy and not reembed:
+            report.notice = (f"migrated the index to segments (format {FORMAT_VERSION}): {len(kept_chunks)} "
+                             "passages copied, not re-embedded")
+        elif not reembed:
+            report.notice = f"rebuilt the lexical postings under the stemmer {STEMMER_VERSION}, vectors kept"
+        elif is_legacy:
+            report.notice = f"rebuilt the index of an older version as segments (format {FORMAT_VERSION})"
+    else:
+        codec = old.codec or load_codec(old.manifest.token_codec)
+        ids = sorted(changed)
+        new_chunks, new = embed_documents(spec, final, ids, progress, codec=codec)
+        commit(index_dir, old.manifest, old, add=[_segment([final[d] for d in ids], new_chunks, new, spec)],
+               delete=set(report.updated + report.removed))
+        report.chunks_embedded = len(new_chunks)
+    report.written = True
 
-    chunks = kept_chunks + new_chunks
-    every = ChunkEmbeddings.concat(kept + [new], dim)
-    docs = [final[d] for d in sorted(final)]
-    write_index(index_dir, IndexData(
-        manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks), "created": time.time()}),
-        documents=docs, chunks=chunks, vectors=every.vectors, sentence_vectors=every.sentences,
-        bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, spec.embed_title)[0]) for c in chunks],
-        tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows,
-    ))
-    return len(new_chunks)
 
-
-def _finish(index_dir: Path, old: IndexStore | None, final: dict[str, Document], report: IndexReport,
+def _finish(index_dir: Path, old, final: dict[str, Document], report: IndexReport,
             spec: IndexSpec, progress: Progress | None, force: bool = False) -> None:
-    """Write a new version when anything changed (or there is none yet); fill in the report's counts."""
-    if old is None or force or report.added or report.updated or report.removed:
-        report.chunks_embedded = _write_version(index_dir, old, final, set(report.added + report.updated),
-                                                spec, progress)
-        report.written = True
-    if old is not None:
-        old.close()
+    """Commit when anything changed (or there is no index yet), merge what the policy says; fill in the counts."""
+    try:
+        if old is None or force or report.added or report.updated or report.removed \
+                or isinstance(old, legacy.IndexStore) or old.manifest.stemmer != STEMMER_VERSION \
+                or _needs_embedding(old, spec.manifest()):
+            _write(index_dir, old, final, report, spec, progress, force)
+    finally:
+        if old is not None:
+            old.close()
+    if report.written:
+        merged = maybe_compact(index_dir, spec.merge_policy)
+        if merged:
+            report.merged = f"{merged[0]} -> {merged[1]} segments"
     report.documents, report.chunks = _counts(index_dir)
+    report.generation = read_manifest(index_dir).generation
 
 
 def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bool = False,
@@ -300,9 +356,7 @@ def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bo
                 report.unchanged.append(doc_id)
             final[doc_id] = doc
 
-        stale = old is not None and old.manifest.chunking_key() != spec.manifest().chunking_key()
-        relexed = old is not None and old.manifest.stemmer != STEMMER_VERSION  # rewritten, vectors kept
-        _finish(index_dir, old, final, report, spec, progress, force=rebuild or stale or relexed)
+        _finish(index_dir, old, final, report, spec, progress, force=rebuild)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -323,5 +377,49 @@ def change_documents(index_dir: Path, spec: IndexSpec, upsert: list[Document] = 
              else report.unchanged).append(doc.id)
             final[doc.id] = doc
         _finish(index_dir, old, final, report, spec, progress=None)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def remove_documents(index_dir: Path, doc_ids: list[str]) -> IndexReport:
+    """`rag rm`: tombstone documents by id (no model, no embedding). Every id must be in the index, else nothing
+    is removed and DocumentNotFound names the unknown ones."""
+    t0 = time.perf_counter()
+    report = IndexReport()
+    with write_lock(index_dir):
+        store = IndexStore.open(index_dir, older_format=True)
+        try:
+            if isinstance(store, legacy.IndexStore):
+                raise IndexIncompatible(f"the index in {index_dir} was written by an older version; run `rag index` "
+                                        "(with the PATHs you indexed) to migrate it first")
+            unknown = [d for d in dict.fromkeys(doc_ids) if store.document(d) is None]
+            if unknown:
+                raise DocumentNotFound(f"not in the index: {', '.join(unknown)} (nothing removed; `rag docs` lists "
+                                       "the documents)")
+            report.removed = list(dict.fromkeys(doc_ids))
+            commit(index_dir, store.manifest, store, delete=set(report.removed))
+            report.written = True
+        finally:
+            store.close()
+        merged = maybe_compact(index_dir)
+        report.merged = f"{merged[0]} -> {merged[1]} segments" if merged else ""
+        report.documents, report.chunks = _counts(index_dir)
+        report.generation = read_manifest(index_dir).generation
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def compact_index(index_dir: Path) -> IndexReport:
+    """`rag index --compact`: merge every segment into one, dropping every tombstoned row."""
+    t0 = time.perf_counter()
+    report = IndexReport()
+    with write_lock(index_dir):
+        if read_manifest(index_dir) is None:
+            IndexStore.open(index_dir)  # says what is wrong: no index, or one to migrate first
+        merged = maybe_compact(index_dir, force=True)
+        report.written = merged is not None
+        report.merged = f"{merged[0]} -> {merged[1]} segments" if merged else ""
+        report.documents, report.chunks = _counts(index_dir)
+        report.generation = read_manifest(index_dir).generation
     report.seconds = time.perf_counter() - t0
     return report

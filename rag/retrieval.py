@@ -1,4 +1,4 @@
-"""Retrievers over an IndexStore: dense (FAISS), lexical (bm25s over normalised Arabic tokens), their fusion,
+"""Retrievers over an IndexStore: dense (its vector indexes), lexical (BM25 over normalised Arabic tokens), their fusion,
 and a sentence-level second stage. Each returns ranked `Hit`s; `HybridRetriever` is what the chain uses.
 """
 
@@ -26,15 +26,8 @@ class QueryEncoder(Protocol):
 
 
 def idf(store: IndexStore, token: str) -> float:
-    """IDF of a lexical token over the index's chunks, read from the BM25 matrix (df = non-zeros of its column)."""
-    bm25 = store.bm25
-    if bm25 is None:
-        return 1.0
-    tid = bm25.vocab_dict.get(token)
-    indptr = bm25.scores["indptr"]
-    n = max(1, int(bm25.scores["num_docs"]))
-    df = 0 if tid is None or tid + 1 >= len(indptr) else int(indptr[tid + 1] - indptr[tid])
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+    """BM25's IDF of a lexical token over the index's live passages (corpus-wide, across its segments)."""
+    return store.idf(token)
 
 
 @lru_cache(maxsize=65536)
@@ -104,10 +97,8 @@ class DenseRetriever:
     def rank(self, question: str, k: int) -> Ranked:
         if len(self.store) == 0:
             return Ranked([], [])
-        q = self.encode_query(question).reshape(1, -1).astype(np.float32)
-        scores, rows = self.store.faiss.search(q, min(k, len(self.store)))
-        keep = rows[0] >= 0
-        return Ranked(rows[0][keep].tolist(), scores[0][keep].tolist())
+        scores, rows = self.store.dense_search(self.encode_query(question).astype(np.float32), k)
+        return Ranked(rows, scores)
 
 
 class BM25Retriever:
@@ -117,18 +108,8 @@ class BM25Retriever:
         self.store = store
 
     def rank(self, question: str, k: int) -> Ranked:
-        bm25 = self.store.bm25
-        if bm25 is None:
-            return Ranked([], [])
-        ids = bm25.get_tokens_ids(tokenize(question))
-        if not ids:
-            return Ranked([], [])
-        scores = bm25.get_scores_from_ids(ids)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
-        return Ranked(top.tolist(), scores[top].astype(float).tolist())
+        scores, rows = self.store.lexical_search(tokenize(question), k)
+        return Ranked(rows, scores)
 
 
 class HybridRetriever:

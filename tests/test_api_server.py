@@ -36,7 +36,7 @@ def http(live_server):
 def test_health_is_ready_with_the_model_and_the_index(http, embedder):
     h = http.get("/health").json()
     assert h["ready"] and h["model"] == embedder.model_id
-    assert h["documents"] == 5 and h["passages"] > 5 and h["index_version"].startswith("v-")
+    assert h["documents"] == 5 and h["passages"] > 5 and h["index_version"].startswith("gen-")
 
 
 # -- conversation ---------------------------------------------------------------------------------------------

@@ -203,46 +203,90 @@ def test_reindexing_reembeds_only_what_changed(cli, tmp_path):
     assert "مسقط" in found[0]["text"]
 
 
-def index_written_by_an_older_version(cli, tmp_path, **manifest_fields) -> tuple[Path, Path, dict, Path]:
+def index_written_by_an_older_version(cli, tmp_path, **manifest_fields) -> tuple[Path, Path, dict]:
     """The bundled articles indexed, then the manifest rewritten as an older version would have left it:
-    (corpus, index dir, the first `rag index` report, the version directory)."""
-    from rag.store import current_version
-
+    (corpus, index dir, the first `rag index` report)."""
     corpus = tmp_path / "articles"
     shutil.copytree(BUNDLED_ARTICLES, corpus)
     index_dir = tmp_path / "index"
     first = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
-    version = current_version(index_dir)
-    manifest = json.loads((version / "manifest.json").read_text())
-    (version / "manifest.json").write_text(json.dumps({**manifest, **manifest_fields}))
-    return corpus, index_dir, first, version
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    (index_dir / "manifest.json").write_text(json.dumps({**manifest, **manifest_fields}))
+    return corpus, index_dir, first
+
+
+def index_of_the_format_before_segments(cli, tmp_path, tokens: bool = True) -> tuple[Path, Path, dict]:
+    """The bundled articles indexed, then written again as the version before segments would have (one version
+    directory + CURRENT, bm25s), from the same stored vectors: (corpus, legacy index dir, first report)."""
+    from rag.arabic import tokenize
+    from rag.indexer import embedding_text
+    from rag.store import legacy
+
+    corpus = tmp_path / "articles"
+    shutil.copytree(BUNDLED_ARTICLES, corpus)
+    first = json.loads(cli("index", corpus, "--json", "--index-dir", tmp_path / "new").stdout)
+    store = IndexStore.open(tmp_path / "new")
+    rows = [row for row, _ in store.all_chunks()]
+    chunks = store.chunks(rows)
+    docs = {d.id: d for d in store.documents()}
+    stored = [store.stored_token_vectors(r) for r in rows]
+    m = store.manifest
+    legacy.write_index(tmp_path / "index", legacy.IndexData(
+        manifest=legacy.Manifest(model_id=m.model_id, dimension=m.dimension, chunk_tokens=m.chunk_tokens,
+                                 chunk_overlap_tokens=m.chunk_overlap_tokens, embed_title=m.embed_title,
+                                 tokenizer=m.tokenizer, runtime=m.runtime, stemmer=m.stemmer,
+                                 documents=len(docs), chunks=len(rows), format_version=2 if tokens else 1),
+        documents=list(docs.values()), chunks=chunks, vectors=store.row_vectors(rows),
+        sentence_vectors=np.vstack([store.chunk_sentence_vectors(r) for r in rows]).astype(np.float16),
+        bm25_tokens=[tokenize(embedding_text(docs[c.doc_id], c, m.embed_title)[0]) for c in chunks],
+        tokens=[np.asarray(t) for t, _ in stored] if tokens else None,
+        token_spans=np.vstack([sp for _, sp in stored]) if tokens else None,
+        token_rows=np.concatenate([[0], np.cumsum([len(t) for t, _ in stored])]) if tokens else None))
+    store.close()
+    return corpus, tmp_path / "index", first
+
+
+QUESTION = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 
 
 def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path):
-    from rag.store import current_version
-
-    corpus, index_dir, first, version = index_written_by_an_older_version(cli, tmp_path, format_version=1)
-    for name in ("tokens.npy", "token_spans.npy", "token_rows.npy"):
-        (version / name).unlink()
-    # Reading it is refused with what to do (its answers would be scored without the token vectors) ...
-    question = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
-    refused = cli("ask", question, "--json", "--index-dir", index_dir)
-    assert refused.exit_code == 1 and "older version" in refused.output and "rag index" in refused.output
+    corpus, index_dir, first = index_of_the_format_before_segments(cli, tmp_path, tokens=False)
+    # Reading it is refused with what to do ...
+    refused = cli("ask", QUESTION, "--json", "--index-dir", index_dir)
+    message = " ".join(refused.output.split())  # the terminal wraps it
+    assert refused.exit_code == 1 and "older version" in message and "rag index" in message
     assert "Traceback" not in refused.output
     # Listing its documents and opening a citation need no token vectors, so they still work ...
     assert len(json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)) == 5
     cited = json.loads(cli("cite", "002_f7322d59d6e02373:111-363", "--json", "--index-dir", index_dir).stdout)
     assert "الأحد" in cited["quote"]
-    # ... and `rag index` re-embeds every chunk, token vectors included, though no file changed.
+    # ... and `rag index` re-embeds every chunk, token vectors included, though no file changed, as segments.
     again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
-    assert (current_version(index_dir) / "tokens.npy").exists()
-    answer = json.loads(cli("ask", question, "--json", "--index-dir", index_dir).stdout)
+    assert "rebuilt" in again["notice"] and not (index_dir / "CURRENT").exists()
+    assert IndexStore.open(index_dir).has_tokens
+    answer = json.loads(cli("ask", QUESTION, "--json", "--index-dir", index_dir).stdout)
     assert not answer["abstained"] and "الأحد" in " ".join(c["quote"] for c in answer["citations"])
 
 
+def test_an_index_of_the_format_before_segments_is_migrated_without_re_embedding(cli, tmp_path):
+    corpus, index_dir, first = index_of_the_format_before_segments(cli, tmp_path)
+    refused = cli("search", QUESTION, "--index-dir", index_dir)
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "migrate" in message and "without re-embedding" in message
+    before = json.loads(cli("search", QUESTION, "--json", "--index-dir", tmp_path / "new").stdout)
+    migrated = cli("index", corpus, "--json", "--index-dir", index_dir)
+    report = json.loads(migrated.stdout)
+    assert report["written"] and report["chunks_embedded"] == 0 and report["chunks"] == first["chunks"]
+    assert "migrated" in report["notice"] and "not re-embedded" in report["notice"]
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(("v-", "CURRENT"))]
+    assert cli("index", "--check", "--index-dir", index_dir).exit_code == 0
+    after = json.loads(cli("search", QUESTION, "--json", "--index-dir", index_dir).stdout)
+    assert [(h["id"], round(h["score"], 4)) for h in after] == [(h["id"], round(h["score"], 4)) for h in before]
+
+
 def test_an_index_split_under_older_sentence_rules_is_re_embedded(cli, tmp_path):
-    corpus, index_dir, first, _ = index_written_by_an_older_version(cli, tmp_path, tokenizer="arabic-v1")
+    corpus, index_dir, first = index_written_by_an_older_version(cli, tmp_path, tokenizer="arabic-v1")
     again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     assert again["written"] and again["chunks_embedded"] == again["chunks"] == first["chunks"]
     # "؛" joins the clauses of one sentence: the passage quotes it whole
@@ -291,15 +335,44 @@ def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
 
 
 def test_an_index_stemmed_under_an_older_stemmer_gets_new_bm25_tokens_without_re_embedding(cli, tmp_path):
-    import numpy as np
-
-    corpus, index_dir, first, version = index_written_by_an_older_version(cli, tmp_path, stemmer="")
-    vectors = np.load(version / "sentences.npy") if (version / "sentences.npy").exists() else None
+    corpus, index_dir, first = index_written_by_an_older_version(cli, tmp_path, stemmer="")
+    old = IndexStore.open(index_dir)
+    vectors = {(c.doc_id, c.ordinal): old.chunk_sentence_vectors(r) for r, c in old.all_chunks()}
+    old.close()
     again = json.loads(cli("index", corpus, "--json", "--index-dir", index_dir).stdout)
     assert again["written"] and again["chunks_embedded"] == 0 and again["chunks"] == first["chunks"]
     store = IndexStore.open(index_dir)
     assert store.manifest.stemmer == "stem-v1"
-    if vectors is not None:
-        assert np.array_equal(np.load(store.path / "sentences.npy"), vectors)
-    assert "جند" in store.bm25.vocab_dict  # جنود and جندي, one stem
+    assert all(np.array_equal(store.chunk_sentence_vectors(r), vectors[(c.doc_id, c.ordinal)])
+               for r, c in store.all_chunks())
+    assert store.lexical.df("جند") > 0  # جنود and جندي, one stem
     store.close()
+
+
+def test_rm_removes_by_id_and_refuses_an_unknown_one(cli, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(BUNDLED_ARTICLES, tmp_path / "articles")
+    cli("index", tmp_path / "articles", "--index-dir", index_dir)
+    unknown = cli("rm", "002_f7322d59d6e02373", "no-such-id", "--index-dir", index_dir)
+    assert unknown.exit_code == 1 and "no-such-id" in unknown.output and "nothing removed" in unknown.output
+    assert len(json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)) == 5
+    removed = json.loads(cli("rm", "002_f7322d59d6e02373", "--json", "--index-dir", index_dir).stdout)
+    assert removed["removed"] == ["002_f7322d59d6e02373"] and removed["documents"] == 4
+    ids = [d["id"] for d in json.loads(cli("docs", "--json", "--index-dir", index_dir).stdout)]
+    assert "002_f7322d59d6e02373" not in ids and len(ids) == 4
+    found = json.loads(cli("search", QUESTION, "--json", "--index-dir", index_dir).stdout)
+    assert found and all(h["doc_id"] != "002_f7322d59d6e02373" for h in found)
+    # --compact drops the tombstoned rows; --check verifies every file; a flipped byte and a lost file are named
+    assert "merged 1 -> 1" in cli("index", "--compact", "--index-dir", index_dir).stdout
+    checked = json.loads(cli("index", "--check", "--json", "--index-dir", index_dir).stdout)
+    assert checked["check"]["ok"] and checked["check"]["segments"] == 1
+    segment = next((index_dir / "segments").iterdir())
+    raw = bytearray((segment / "vectors.faiss").read_bytes())
+    raw[100] ^= 0xFF
+    (segment / "vectors.faiss").write_bytes(bytes(raw))
+    (segment / "token_spans.npy").unlink()
+    broken = cli("index", "--check", "--index-dir", index_dir)
+    lines = broken.stderr.strip().splitlines()
+    assert broken.exit_code == 1 and len(lines) == 2, broken.output
+    assert "vectors.faiss: checksum" in broken.stderr and "token_spans.npy: missing" in broken.stderr
+    assert cli("rm", "x", "--index-dir", tmp_path / "none").exit_code == 1

@@ -1,43 +1,49 @@
-"""The on-disk index: real SQLite, real FAISS; a crash mid-write is simulated by failing one file write."""
+"""The segmented store (rag/store/local): commits, snapshots, tombstones, BM25 across segments, merges, checks.
+Real files, FAISS, SQLite and bm25s; the segments' vectors are synthetic (tests/segment_data.py)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
-import rag.store as store_module
+import rag.store.local.segment as segment_module
 from rag.errors import IndexIncompatible, IndexMissing
-from rag.store import IndexData, IndexStore, Manifest, current_version, quantize_tokens, write_index
-from rag.types import Chunk, Document, Span
+from rag.store import (IndexStore, MergePolicy, check_index, commit, legacy, maybe_compact, quantize_tokens,
+                       read_manifest, start_index)
+from rag.store.local.lexical import Postings
+from segment_data import DIM, make_docs, settings, state
 
-DIM = 8
+
+def new_index(tmp_path, ids=("a", "b"), **kw):
+    data, _ = make_docs(list(ids), **kw)
+    commit(tmp_path, start_index(tmp_path, settings()), add=[data])
+    return data
 
 
-def make_data(doc_text: str, model_id: str = "test-model") -> IndexData:
-    doc = Document(id="doc1", text=doc_text, title="عنوان", content_hash="h1")
-    half = len(doc_text) // 2
-    chunks = [Chunk("doc1", 0, half, doc_text[:half], 0, (Span(0, half),)),
-              Chunk("doc1", half, len(doc_text), doc_text[half:], 1, (Span(half, len(doc_text)),))]
-    rng = np.random.default_rng(0)
-    vecs = rng.normal(size=(2, DIM)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    return IndexData(manifest=Manifest(model_id=model_id, dimension=DIM, chunk_tokens=256, chunk_overlap_tokens=48,
-                                       embed_title=True, tokenizer="t", documents=1, chunks=2),
-                     documents=[doc], chunks=chunks, vectors=vecs, sentence_vectors=vecs.astype(np.float16),
-                     bm25_tokens=[["عنوان", "اول"], ["ثاني"]])
+def change(index_dir, add=(), delete=(), version="2"):
+    store = IndexStore.open(index_dir)
+    try:
+        segments = [make_docs(list(add), version=version)[0]] if add else []
+        return commit(index_dir, store.manifest, store, add=segments, delete=set(delete) | set(add))
+    finally:
+        store.close()
 
 
 def test_write_then_open_roundtrip(tmp_path):
-    write_index(tmp_path, make_data("النص الأول والنص الثاني"))
+    data = new_index(tmp_path)
     store = IndexStore.open(tmp_path, model_id="test-model")
-    assert len(store) == 2 and store.document_count() == 1
-    c0, c1 = store.chunks([0, 1])
-    assert c0.text + c1.text == "النص الأول والنص الثاني"
-    assert store.document("doc1").title == "عنوان"
-    assert store.document("missing") is None
-    np.testing.assert_allclose(store.vectors(), make_data("النص الأول والنص الثاني").vectors, rtol=1e-6)
+    assert len(store) == 4 and store.document_count() == 2 and store.manifest.generation == 1
+    assert [c.text for c in store.chunks([0, 1])] == [c.text for c in data.chunks[:2]]
+    assert store.document("a").title == "title a" and store.document("missing") is None
+    np.testing.assert_allclose(store.vectors(), data.vectors, rtol=1e-6)
     assert store.chunk_sentence_vectors(1).shape == (1, DIM)
-    assert store.bm25 is not None
+    sims, spans = store.token_similarities(2, data.vectors[:3])
+    assert sims.shape == (3, 5) and spans.shape == (5, 2)
+    np.testing.assert_array_equal(store.stored_token_vectors(3)[0], data.tokens[3])
+    scores, rows = store.dense_search(data.vectors[2], 1)
+    assert rows == [2] and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
 
 
 def test_missing_index_is_a_clear_error(tmp_path):
@@ -46,64 +52,224 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
 
 def test_index_from_another_model_is_refused(tmp_path):
-    write_index(tmp_path, make_data("نص", model_id="model-a"))
-    with pytest.raises(IndexIncompatible, match="model-a"):
+    new_index(tmp_path)
+    with pytest.raises(IndexIncompatible, match="test-model"):
         IndexStore.open(tmp_path, model_id="model-b")
 
 
-def test_a_crash_mid_write_leaves_the_previous_index_whole(tmp_path, monkeypatch):
-    write_index(tmp_path, make_data("النسخة القديمة من المقال"))
-    before = current_version(tmp_path)
+def test_a_newer_format_is_refused_with_a_message(tmp_path):
+    new_index(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(IndexIncompatible, match="newer version.*format 99"):
+        IndexStore.open(tmp_path)
+
+
+def test_a_crash_mid_segment_leaves_the_previous_commit_whole(tmp_path, monkeypatch):
+    new_index(tmp_path)
+    before = (tmp_path / "manifest.json").read_bytes()
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module.np, "save", crash)  # fails after SQLite and FAISS were written
+    monkeypatch.setattr(segment_module.np, "save", crash)  # after SQLite and FAISS were written
     with pytest.raises(OSError, match="disk full"):
-        write_index(tmp_path, make_data("النسخة الجديدة من المقال"))
+        change(tmp_path, add=["c"], delete=["a"])
     monkeypatch.undo()
-
-    assert current_version(tmp_path) == before
+    assert (tmp_path / "manifest.json").read_bytes() == before
     store = IndexStore.open(tmp_path)
-    assert store.document("doc1").text == "النسخة القديمة من المقال"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")], "the partial version is cleaned up"
+    assert set(state(store)) == {"a", "b"} and check_index(tmp_path) == []
+    assert not [p for p in (tmp_path / "segments").iterdir() if p.name.startswith(".tmp-")], "the partial segment goes"
 
 
-def test_a_new_version_replaces_the_old_and_old_directories_go(tmp_path):
-    write_index(tmp_path, make_data("أول"))
-    write_index(tmp_path, make_data("ثان"))
-    versions = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert len(versions) == 1 and versions[0] == current_version(tmp_path)
-    assert IndexStore.open(tmp_path).document("doc1").text == "ثان"
-    manifest = json.loads((versions[0] / "manifest.json").read_text())
-    assert manifest["model_id"] == "test-model"
-    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
+def test_a_snapshot_keeps_its_commit_while_the_next_ones_land_and_their_files_go(tmp_path):
+    new_index(tmp_path)
+    old = IndexStore.open(tmp_path)
+    old_first = old.chunks([0])[0].text
+    change(tmp_path, add=["c"], delete=["a"])
+    maybe_compact(tmp_path, force=True)  # the snapshot's segment is merged away and its directory removed
+    assert len(list((tmp_path / "segments").iterdir())) == 1
+    new = IndexStore.open(tmp_path)
+    assert set(state(new)) == {"b", "c"} and new.manifest.generation == 3
+    # The old snapshot still reads its own commit: documents, chunks, vectors, lexical statistics.
+    assert set(state(old)) == {"a", "b"} and len(old) == 4 and old.chunks([0])[0].text == old_first
+    assert old.dense_search(old.row_vectors([1])[0], 1)[1] == [1]
+    assert old.lexical.n == 4
 
 
-def with_tokens(data: IndexData, counts=(3, 2)) -> IndexData:
-    rng = np.random.default_rng(1)
-    tokens = rng.normal(size=(sum(counts), DIM)).astype(np.float32)
-    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
-    spans = np.array([[-1, -1]] + [[i, i + 1] for i in range(sum(counts) - 1)], np.int32)  # a title token first
-    data.tokens, data.token_spans = [quantize_tokens(tokens[:2]), quantize_tokens(tokens[2:])], spans  # any split
-    data.token_rows = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+def test_replace_and_remove_write_only_the_article(tmp_path):
+    # A 2,000-passage index of realistic per-passage sizes (e5-small's 384 dimensions, 60 int8 tokens a passage).
+    data, _ = make_docs([f"d{i}" for i in range(400)], passages=5, dim=384, tokens_per_passage=60)
+    commit(tmp_path, start_index(tmp_path, settings(dim=384)), add=[data])
+
+    def size():
+        return sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
+
+    def written(fn) -> int:
+        before = {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in tmp_path.rglob("*") if f.is_file()}
+        fn()
+        return sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file()
+                   and before.get(f) != (f.stat().st_ino, f.stat().st_mtime_ns))
+
+    total = size()
+    store = IndexStore.open(tmp_path)
+    replaced = make_docs(["d7"], passages=5, dim=384, tokens_per_passage=60, version="2")[0]
+    replace = written(lambda: commit(tmp_path, store.manifest, store, add=[replaced], delete={"d7"}))
+    store = IndexStore.open(tmp_path)
+    remove = written(lambda: commit(tmp_path, store.manifest, store, delete={"d9"}))
+    assert replace / total <= 0.02 and remove / total <= 0.001, (replace, remove, total)
+    store = IndexStore.open(tmp_path)
+    assert store.document_count() == 399 and len(store) == 1995 and store.document("d7").content_hash.endswith("2")
+
+
+def bm25s_scores(token_lists, query):
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    bm25.index(token_lists, show_progress=False)
+    ids = bm25.get_tokens_ids(query)
+    return bm25.get_scores_from_ids(ids) if ids else np.zeros(len(token_lists))
+
+
+QUERIES = [["w0", "w5"], ["w1", "w1", "w30"], ["w12"], ["w2", "w3", "w250"], ["nothing"]]
+
+
+def test_bm25_on_one_segment_equals_bm25s(tmp_path):
+    data, lexical = make_docs([f"d{i}" for i in range(60)], passages=3)
+    commit(tmp_path, start_index(tmp_path, settings()), add=[data])
+    store = IndexStore.open(tmp_path)
+    for query in QUERIES:
+        want = bm25s_scores(lexical, query)
+        scores, rows = store.lexical_search(query, 500)
+        got = np.zeros(len(lexical))
+        got[rows] = scores
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert scores == sorted(scores, reverse=True)
+    n, df = len(lexical), sum("w5" in t for t in lexical)
+    assert store.idf("w5") == pytest.approx(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+
+def test_bm25_across_segments_with_tombstones_is_bm25s_over_the_live_passages(tmp_path):
+    first, lex1 = make_docs([f"a{i}" for i in range(30)], passages=3)
+    commit(tmp_path, start_index(tmp_path, settings()), add=[first])
+    live = {f"a{i}": lex1[3 * i:3 * i + 3] for i in range(30)}
+    for part in range(3):
+        store = IndexStore.open(tmp_path)
+        ids = [f"b{part}-{i}" for i in range(10)]
+        data, lex = make_docs(ids, passages=2, seed=part)
+        gone = {f"a{part * 7 + j}" for j in range(3)} | ({f"b{part - 1}-0"} if part else set())
+        commit(tmp_path, store.manifest, store, add=[data], delete=gone)
+        for doc_id in gone:
+            live.pop(doc_id)
+        live.update({doc_id: lex[2 * i:2 * i + 2] for i, doc_id in enumerate(ids)})
+    store = IndexStore.open(tmp_path)
+    assert len(store.segments) == 4 and len(store) == sum(len(v) for v in live.values())
+    texts = {row: chunk for row, chunk in store.all_chunks()}
+    # live passages in the snapshot's row order, with their lexical tokens
+    order = sorted(texts)
+    tokens_of = {}
+    for doc_id, lists in live.items():
+        rows = [r for r in order if texts[r].doc_id == doc_id]
+        tokens_of.update(dict(zip(rows, lists)))
+    lexical = [tokens_of[r] for r in order]
+    for query in QUERIES:
+        want = bm25s_scores(lexical, query)
+        scores, rows = store.lexical_search(query, 1000)
+        got = dict(zip(rows, scores))
+        np.testing.assert_allclose([got.get(r, 0.0) for r in order], want, rtol=1e-5, atol=1e-6)
+    # and a compaction (which drops the tombstoned rows) keeps every score and passage
+    before = {q[0]: [(store.chunks([r])[0].text, round(s, 5)) for s, r in zip(*store.lexical_search(q, 20))]
+              for q in QUERIES}
+    dense_query = store.row_vectors([order[5]])[0]
+    dense_before = [(store.chunks([r])[0].text, round(s, 5)) for s, r in zip(*store.dense_search(dense_query, 10))]
+    assert maybe_compact(tmp_path, force=True) == (4, 1)
+    after_store = IndexStore.open(tmp_path)
+    assert len(after_store.segments) == 1 and not after_store.segments[0].entry["deletes"]
+    for q in QUERIES:
+        got = [(after_store.chunks([r])[0].text, round(s, 5)) for s, r in zip(*after_store.lexical_search(q, 20))]
+        assert sorted(got) == sorted(before[q[0]])
+    assert sorted(after_store.chunks([r])[0].text for r in after_store.dense_search(dense_query, 10)[1]) == \
+        sorted(t for t, _ in dense_before)
+    assert state(after_store) == state(store) and check_index(tmp_path) == []
+
+
+def test_postings_merge_equals_postings_built_from_the_kept_rows():
+    a, lex_a = make_docs(["x", "y"], passages=3)
+    b, lex_b = make_docs(["z"], passages=2, seed=1)
+    keep_a = np.array([0, -1, 1, 2, -1, 3])
+    merged = Postings.merge([(a.postings, keep_a), (b.postings, np.array([4, 5]))])
+    want = Postings.build([lex_a[0], lex_a[2], lex_a[3], lex_a[5]] + lex_b)
+    for name in ("terms", "indptr", "rows", "tfs", "lengths"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(want, name))
+
+
+def test_the_tiered_policy_merges_a_level_when_it_fills():
+    policy = MergePolicy(min_segments=3, factor=4, floor_rows=10)
+    small = [{"name": f"s{i}", "rows": 5, "deletes": None} for i in range(2)]
+    big = [{"name": "big", "rows": 1000, "deletes": None}]
+    assert policy.select(small + big) == []
+    assert policy.select(small + big + [{"name": "s2", "rows": 8, "deletes": None}]) == ["s0", "s1", "s2"]
+    wasted = {"name": "w", "rows": 100, "deletes": {"rows": 60}}
+    assert policy.select(big + [wasted]) == ["w"]
+
+
+def test_commits_merge_small_segments_and_stay_few(tmp_path):
+    new_index(tmp_path, ids=["seed"])
+    policy = MergePolicy(min_segments=4, factor=4, floor_rows=4)
+    for i in range(20):
+        change(tmp_path, add=[f"n{i}"], version="1")
+        maybe_compact(tmp_path, policy)
+    store = IndexStore.open(tmp_path)
+    assert store.document_count() == 21 and len(store.segments) < 8 and check_index(tmp_path) == []
+    assert len(list((tmp_path / "segments").iterdir())) == len(store.segments)  # merged inputs removed
+
+
+def test_check_names_a_flipped_byte_and_a_missing_file(tmp_path):
+    new_index(tmp_path)
+    change(tmp_path, delete=["a"])
+    assert check_index(tmp_path) == []
+    segment = next((tmp_path / "segments").iterdir())
+    target = segment / "sentences.npy"
+    raw = bytearray(target.read_bytes())
+    raw[200] ^= 0x01
+    target.write_bytes(bytes(raw))
+    (segment / "lex_tfs.npy").unlink()
+    problems = check_index(tmp_path)
+    assert len(problems) == 2
+    assert any("sentences.npy: checksum" in p for p in problems)
+    assert any("lex_tfs.npy: missing" in p for p in problems)
+
+
+def test_removing_every_document_of_a_segment_drops_it(tmp_path):
+    new_index(tmp_path)
+    change(tmp_path, add=["c"])
+    manifest = change(tmp_path, delete=["c"])
+    assert len(manifest.segments) == 1 and manifest.documents == 2
+    assert len(list((tmp_path / "segments").iterdir())) == 1
+
+
+def legacy_index(tmp_path, tokens=True):
+    data, lexical = make_docs(["a", "b"])
+    old = legacy.IndexData(
+        manifest=legacy.Manifest(model_id="test-model", dimension=DIM, chunk_tokens=256, chunk_overlap_tokens=48,
+                                 embed_title=True, tokenizer="arabic-v2", stemmer="stem-v1", documents=2, chunks=4,
+                                 format_version=2),
+        documents=data.documents, chunks=data.chunks, vectors=data.vectors, sentence_vectors=data.sentence_vectors,
+        bm25_tokens=lexical, tokens=data.tokens if tokens else None,
+        token_spans=data.token_spans if tokens else None, token_rows=data.token_rows if tokens else None)
+    legacy.write_index(tmp_path, old)
     return data
 
 
-def test_token_vectors_roundtrip_per_chunk_as_int8(tmp_path):
-    data = with_tokens(make_data("النص الأول والنص الثاني"))
-    write_index(tmp_path, data)
-    store = IndexStore.open(tmp_path)
-    assert np.load(current_version(tmp_path) / "tokens.npy").dtype == np.int8
-    first, second = store.chunk_token_vectors(0), store.chunk_token_vectors(1)
-    assert first[0].shape == (3, DIM) and second[0].shape == (2, DIM)
-    np.testing.assert_allclose(np.vstack([first[0], second[0]]), np.vstack(data.tokens) / 127, atol=1e-6)
-    assert store.stored_token_vectors(1)[0].dtype == np.int8
-    np.testing.assert_array_equal(store.stored_token_vectors(1)[0], np.vstack(data.tokens)[3:])
-    assert first[1].tolist() == [[-1, -1], [0, 1], [1, 2]] and second[1].tolist() == [[2, 3], [3, 4]]
+def test_an_index_of_the_format_before_segments_says_what_to_run(tmp_path):
+    legacy_index(tmp_path)
+    with pytest.raises(IndexIncompatible, match="older version.*rag index.*migrate.*without re-embedding"):
+        IndexStore.open(tmp_path)
+    old = IndexStore.open(tmp_path, older_format=True)  # docs and cite read it
+    assert isinstance(old, legacy.IndexStore) and old.document("a").title == "title a"
 
 
-def test_token_vectors_are_quantized_to_int8_within_half_a_step():
+def test_quantize_tokens_is_the_int8_codec():
     rng = np.random.default_rng(2)
     vectors = rng.normal(size=(50, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -112,19 +278,29 @@ def test_token_vectors_are_quantized_to_int8_within_half_a_step():
     np.testing.assert_allclose(stored / 127, vectors, atol=0.5 / 127 + 1e-6)
 
 
-def test_an_index_without_token_vectors_still_opens(tmp_path):
-    write_index(tmp_path, make_data("نص"))
+def test_the_commit_is_one_rename_of_a_synced_manifest(tmp_path, monkeypatch):
+    new_index(tmp_path)
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((str(a), str(b))), real(a, b))[1])
+    change(tmp_path, add=["c"])
+    assert renames[-1] == (str(tmp_path / "manifest.json.tmp"), str(tmp_path / "manifest.json"))
+    assert read_manifest(tmp_path).generation == 2
+
+
+def test_a_reader_racing_a_merge_retries_on_the_newer_manifest(tmp_path, monkeypatch):
+    import rag.store.local.reader as reader_module
+
+    new_index(tmp_path)
+    change(tmp_path, add=["c"])
+    stale = read_manifest(tmp_path)
+    maybe_compact(tmp_path, force=True)  # the stale manifest's segments are gone from disk
+    calls = []
+
+    def racing(index_dir):
+        calls.append(1)
+        return stale if len(calls) == 1 else read_manifest(index_dir)
+
+    monkeypatch.setattr(reader_module, "read_manifest", racing)
     store = IndexStore.open(tmp_path)
-    assert store.tokens is None and store.chunk_token_vectors(0) is None
-
-
-def test_token_vectors_that_do_not_match_the_chunks_are_refused(tmp_path):
-    data = with_tokens(make_data("نص أطول قليلا"))
-    data.token_rows = np.array([0, 3], np.int64)  # one chunk's worth for two chunks
-    with pytest.raises(ValueError, match="token vectors"):
-        write_index(tmp_path, data)
-    unquantized = with_tokens(make_data("نص أطول قليلا"))
-    unquantized.tokens = [block / 127 for block in unquantized.tokens]  # float vectors, not the stored int8
-    with pytest.raises(ValueError, match="token vectors"):
-        write_index(tmp_path, unquantized)
-    assert current_version(tmp_path) is None
+    assert store.manifest.generation == stale.generation + 1 and set(state(store)) == {"a", "b", "c"}

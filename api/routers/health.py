@@ -19,4 +19,4 @@ def health(request: Request):
         return JSONResponse(Health(ready=False, status=status, error=loader.error).model_dump(), status_code=503)
     store = engine.assistant.store
     return Health(ready=True, status="ready", model=store.manifest.model_id, documents=store.document_count(),
-                  passages=len(store), index_version=store.path.name)
+                  passages=len(store), index_version=store.version)

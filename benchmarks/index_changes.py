@@ -1,0 +1,201 @@
+"""What one article's change costs the segmented index (rag/store/local), against embedding the article alone.
+
+At each size: add a new three-sentence article (`rag index FILE`), replace it with an edited version, remove it
+(`rag rm`), each --repeats times with a different article; the median time of each, against the median time of
+embedding the same article alone (rag.indexer.embed_documents, the model loaded, in the same run), and the bytes
+each wrote (files created or rewritten), against the index's size. Then the bytes on disk per passage by file kind
+(for the token codec's budget). With --old-code PATH (a checkout of the version before segments, e.g. /work/main):
+the same add through that version, on the same index in its format, as the old figure.
+
+Sizes: the bundled articles (indexed from scratch), and the pooled dev corpus (../shared/eval: ARCD + MLQA
+paragraphs + the bundled articles) migrated from the eval cache's index without re-embedding (its first `rag eval`
+built it), once as is and once with its 1,215 passages committed a second time under other ids (2,430: real
+passages and vectors, a second copy, so the size of a 2,000-passage index without embedding it).
+
+    .venv/bin/python benchmarks/index_changes.py [--repeats 5] [--old-code /work/main] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.chain import index_spec  # noqa: E402
+from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
+from rag.documents import load_paths  # noqa: E402
+from rag.embeddings import Embedder  # noqa: E402
+from rag.evaluate import eval_index_dir  # noqa: E402
+from rag.indexer import embed_documents, index_paths, remove_documents  # noqa: E402
+from rag.store import IndexStore, commit, read_manifest, write_lock  # noqa: E402
+from rag.store.local.compaction import merged_segment  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+POOLED = [EVAL / "arcd" / "corpus.jsonl", EVAL / "mlqa_ar_dev" / "corpus.jsonl", BUNDLED_ARTICLES]
+
+
+def article(i: int, edit: str = "") -> str:
+    return (f"افتتاح مكتبة {i}\nافتتحت البلدية مكتبة عامة جديدة رقم {i} في وسط المدينة. وقال رئيس البلدية إن المكتبة "
+            f"تضم آلاف الكتب باللغتين العربية والإنجليزية. وتفتح المكتبة أبوابها يوميا من التاسعة صباحا{edit}.\n")
+
+
+def files(index_dir: Path) -> dict[Path, tuple]:
+    return {f: (f.stat().st_ino, f.stat().st_mtime_ns, f.stat().st_size) for f in index_dir.rglob("*") if f.is_file()}
+
+
+def written(index_dir: Path, fn) -> tuple[int, float]:
+    before = files(index_dir)
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    return sum(v[2] for f, v in files(index_dir).items() if before.get(f) != v), seconds
+
+
+def size(index_dir: Path) -> int:
+    return sum(v[2] for v in files(index_dir).values())
+
+
+def per_passage(index_dir: Path) -> dict[str, float]:
+    manifest = read_manifest(index_dir)
+    kinds: dict[str, int] = {}
+    for e in manifest.segments:
+        for name, info in e["files"].items():
+            kind = name.split(".")[0] if not name.startswith("lex_") else "lexical (lex_*)"
+            kinds[kind] = kinds.get(kind, 0) + info["size"]
+    kinds["manifest + tombstones"] = (index_dir / "manifest.json").stat().st_size
+    return {k: round(v / max(1, manifest.chunks)) for k, v in sorted(kinds.items())}
+
+
+def measure(index_dir: Path, spec, repeats: int, work: Path) -> dict:
+    settings_dir = work / "articles"
+    settings_dir.mkdir(exist_ok=True)
+    total = size(index_dir)
+    rows = {"add": [], "replace": [], "remove": [], "embed": []}
+    for r in range(repeats):
+        path = settings_dir / f"lib{r}.txt"
+        path.write_text(article(r), encoding="utf-8")
+        rows["add"].append(written(index_dir, lambda: index_paths([path], index_dir, spec)))
+        path.write_text(article(r, " والعاشرة مساء"), encoding="utf-8")
+        rows["replace"].append(written(index_dir, lambda: index_paths([path], index_dir, spec)))
+        rows["remove"].append(written(index_dir, lambda: remove_documents(index_dir, [f"lib{r}"])))
+        docs = {d.id: d for d in load_paths([path]).documents}
+        t0 = time.perf_counter()
+        embed_documents(spec, docs, list(docs))
+        rows["embed"].append((0, time.perf_counter() - t0))
+    embed = statistics.median(s for _, s in rows["embed"])
+    out = {"passages": read_manifest(index_dir).chunks, "index_bytes": total,
+           "embed_article_ms": round(embed * 1000, 1)}
+    for op in ("add", "replace", "remove"):
+        b = statistics.median(x for x, _ in rows[op])
+        s = statistics.median(x for _, x in rows[op])
+        out[op] = {"bytes": int(b), "share_of_index": round(b / total, 5), "ms": round(s * 1000, 1),
+                   "ms_over_embedding": round((s - (embed if op != "remove" else 0)) * 1000, 1),
+                   "ratio_to_embedding": round(s / embed, 2)}
+    out["bytes_per_passage"] = per_passage(index_dir)
+    return out
+
+
+def doubled(index_dir: Path) -> None:
+    """Commit the index's passages a second time under other ids (`<id>~2`): twice the size, real data."""
+    with write_lock(index_dir):
+        store = IndexStore.open(index_dir)
+        data = merged_segment(store, list(range(len(store.segments))))
+        data.documents = [replace(d, id=d.id + "~2") for d in data.documents]
+        data.chunks = [replace(c, doc_id=c.doc_id + "~2") for c in data.chunks]
+        commit(index_dir, store.manifest, store, add=[data])
+        store.close()
+
+
+def old_add(old_code: Path, legacy_dir: Path, work: Path, repeats: int) -> dict:
+    """One article added by the version before segments, on a copy of the same index in its own format."""
+    runs = []
+    for r in range(repeats):
+        target = work / f"old-{r}"
+        shutil.copytree(legacy_dir, target)
+        path = work / f"old-{r}.txt"
+        path.write_text(article(100 + r), encoding="utf-8")
+        before = files(target)
+        env = {**os.environ, "PYTHONPATH": str(old_code), "RAG_INDEX_DIR": str(target)}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "rag.cli", "index", str(path)], env=env, check=True,
+                       capture_output=True, cwd=old_code)
+        seconds = time.perf_counter() - t0
+        runs.append((sum(v[2] for f, v in files(target).items() if before.get(f) != v), seconds))
+        shutil.rmtree(target)
+    total = sum(f.stat().st_size for f in legacy_dir.rglob("*") if f.is_file())
+    b = statistics.median(x for x, _ in runs)
+    return {"index_bytes": total, "add_bytes": int(b), "share_of_index": round(b / total, 4),
+            "add_process_s": round(statistics.median(s for _, s in runs), 2)}
+
+
+def pooled_index(settings, embedder, given: Path | None) -> Path:
+    """The eval cache's index of the pooled corpus for this model and runtime (read, never written: copied)."""
+    if given is not None:
+        return given
+    cached = eval_index_dir(POOLED, settings, embedder.model_id, embedder.runtime_name)
+    if (cached / "manifest.json").exists() or (cached / "CURRENT").exists():
+        return cached
+    # Another checkout's (the key holds the bundled articles' paths): the newest with the pooled corpus's size.
+    found = []
+    for manifest in (settings.cache_dir / "eval").glob("*/v-*/manifest.json"):
+        m = json.loads(manifest.read_text())
+        if (m.get("model_id"), m.get("runtime", "torch"), m.get("documents")) == \
+                (embedder.model_id, embedder.runtime_name, 904) and m.get("stemmer"):
+            found.append((m.get("created", 0), manifest.parent.parent))
+    if not found:
+        sys.exit("no pooled eval index in the cache: run `rag eval` on ../shared/eval first, or pass --pooled-index")
+    return max(found)[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--old-code", type=Path, default=None)
+    ap.add_argument("--pooled-index", type=Path, default=None, help="an index of the pooled corpus (copied)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    settings = get_settings()
+    embedder = Embedder(settings)
+    spec = index_spec(settings, embedder)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        bundled = work / "bundled"
+        index_paths([BUNDLED_ARTICLES], bundled, spec)
+        results["bundled"] = measure(bundled, spec, args.repeats, work)
+        cached = pooled_index(settings, embedder, args.pooled_index)
+        pooled = work / "pooled"
+        shutil.copytree(cached, pooled, ignore=shutil.ignore_patterns(".lock"))
+        legacy_copy = work / "pooled-legacy"
+        if (pooled / "CURRENT").exists():
+            shutil.copytree(pooled, legacy_copy)
+        t0 = time.perf_counter()
+        report = index_paths(POOLED, pooled, spec)  # migrates a legacy copy without re-embedding
+        results["migration"] = {"seconds": round(time.perf_counter() - t0, 2), "notice": report.notice,
+                                "embedded": report.chunks_embedded}
+        results["pooled"] = measure(pooled, spec, args.repeats, work)
+        doubled(pooled)
+        results["pooled x2"] = measure(pooled, spec, args.repeats, work)
+        if args.old_code and legacy_copy.exists():
+            results["old (before segments), pooled"] = old_add(args.old_code, legacy_copy, work, max(1, args.repeats // 2))
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    for name, r in results.items():
+        print(f"== {name}")
+        print(json.dumps(r, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

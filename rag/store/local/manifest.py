@@ -1,0 +1,144 @@
+"""The manifest of a segmented index: one small JSON file naming the live segments, their files' sizes and
+checksums, their tombstones, and a generation number. Writing a new one is the commit.
+
+Like tantivy's meta.json and Lucene's segments_N: segment files are written first and never change; the commit
+writes `manifest.json.tmp`, fsyncs it, renames it over `manifest.json` and fsyncs the directory, so a reader (or a
+crash) sees either the previous commit whole or the new one whole. The generation grows by one per commit; a
+reader keeps the manifest it read (its snapshot) however many commits follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+from rag.errors import IndexIncompatible
+
+FORMAT_VERSION = 3  # 3: segments + manifest (2: one directory per version, copied whole; 1: no token vectors)
+MANIFEST = "manifest.json"
+SEGMENTS = "segments"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Index-wide settings (what shaped every segment) and, for a segmented index, the commit itself."""
+
+    model_id: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    embed_title: bool
+    tokenizer: str  # version of the rag.arabic rules that shape an index (lexical tokens, sentence boundaries)
+    runtime: str = "torch"  # the embedding runtime that wrote it (rag/runtime/); older indexes: torch
+    stemmer: str = ""  # version of the stemmer that made the BM25 tokens ("" before it had one)
+    documents: int = 0  # live documents
+    chunks: int = 0  # live passages
+    created: float = 0.0
+    format_version: int = FORMAT_VERSION
+    generation: int = 0
+    token_codec: str = "int8"
+    codec_dir: str = ""  # the codec's trained parameters, beside the manifest ("" when it has none)
+    codec_files: dict = field(default_factory=dict)  # name -> {"size", "crc32"}
+    segments: tuple = ()  # of segment entries (dicts; see rag/store/local/segment.py)
+
+    def chunking_key(self) -> tuple:
+        return (self.chunk_tokens, self.chunk_overlap_tokens, self.embed_title, self.tokenizer)
+
+    def with_commit(self, **changes) -> "Manifest":
+        return replace(self, **changes)
+
+
+def checksum(path: Path) -> dict:
+    """Size and CRC32 of a file (Lucene keeps a CRC32 in every file's footer; here the manifest keeps it)."""
+    crc, size = 0, 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return {"size": size, "crc32": crc}
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time per index directory (readers never wait)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def manifest_from_dict(data: dict, where: Path) -> Manifest:
+    version = data.get("format_version", 1)
+    if version > FORMAT_VERSION:
+        raise IndexIncompatible(
+            f"the index in {where} was written by a newer version of rag-news (format {version}; this one reads "
+            f"up to {FORMAT_VERSION}); upgrade rag-news, or rebuild it with `rag index --rebuild PATH`")
+    known = Manifest.__dataclass_fields__
+    fields = {k: v for k, v in data.items() if k in known}
+    fields["segments"] = tuple(fields.get("segments", ()))
+    return Manifest(**fields)
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The live commit's manifest, or None when the directory holds no segmented index."""
+    try:
+        text = (index_dir / MANIFEST).read_text()
+    except FileNotFoundError:
+        return None
+    return manifest_from_dict(json.loads(text), index_dir)
+
+
+_generation_cache: dict[str, tuple[tuple, int]] = {}
+
+
+def current_generation(index_dir: Path) -> int | None:
+    """The live commit's generation; a stat when nothing changed (the API asks on every request)."""
+    path = index_dir / MANIFEST
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _generation_cache.get(str(path))
+    if cached and cached[0] == key:
+        return cached[1]
+    manifest = read_manifest(index_dir)
+    generation = None if manifest is None else manifest.generation
+    if generation is not None:
+        _generation_cache[str(path)] = (key, generation)
+    return generation
+
+
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    """The commit: temp file, fsync, rename over the live manifest, fsync the directory."""
+    tmp = index_dir / (MANIFEST + ".tmp")
+    data = asdict(manifest)
+    data["segments"] = list(manifest.segments)
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(data, indent=1, ensure_ascii=False))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, index_dir / MANIFEST)
+    fsync_dir(index_dir)

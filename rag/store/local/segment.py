@@ -1,0 +1,229 @@
+"""One segment: an immutable directory holding some documents and everything the index keeps of their passages.
+
+    segments/<name>/
+      store.sqlite                 documents and chunks (exact offsets, sentence spans), local rows 0..n-1
+      <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry)
+      sentences.npy                sentence vectors, float16, in chunk order
+      tokens.npy, token_spans.npy, token_rows.npy   token codes (the index's codec), their document spans, and
+                                   chunk i's tokens at token_rows[i]:token_rows[i+1]
+      lex_*.npy                    lexical postings (rag/store/local/lexical.py)
+      del-<generation>.json        tombstones, when some of its documents were removed (a new file per change)
+
+A segment is written into a temporary directory, every file fsynced, then renamed into place; nothing in it is
+rewritten afterwards (a tombstone is a new file named by the commit that wrote it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.store.local.lexical import Postings
+from rag.store.local.manifest import checksum, fsync_dir, fsync_file
+from rag.store.vectors import build_vector_index, open_vector_index
+from rag.types import Chunk, Document, Span
+
+_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT, path TEXT,
+    content_hash TEXT, text TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY,          -- local row in the segment
+    doc_id TEXT NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    sentences TEXT NOT NULL,          -- JSON [[start, end], ...], absolute offsets
+    sentence_row INTEGER NOT NULL     -- first row of this chunk's sentences in sentences.npy
+);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+"""
+_DOC_COLUMNS = "id, title, date, source, url, path, content_hash, text"
+
+
+def document_from_row(r) -> Document:
+    return Document(id=r[0], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], content_hash=r[6], text=r[7])
+
+
+@dataclass
+class SegmentData:
+    """What one segment holds, in memory, ready to be written."""
+
+    documents: list[Document]
+    chunks: list[Chunk]
+    vectors: np.ndarray  # (n, d) float32, unit length
+    sentence_vectors: np.ndarray  # (sentences, d) float16, in chunk order
+    postings: Postings
+    tokens: list[np.ndarray] | None = None  # blocks of codes (t, width), one after the other
+    token_spans: np.ndarray | None = None  # (tokens, 2) int32
+    token_rows: np.ndarray | None = None  # (n + 1,) int64
+
+    def check(self, dimension: int) -> None:
+        n_sentences = sum(len(c.sentences) for c in self.chunks)
+        if n_sentences != len(self.sentence_vectors):
+            raise ValueError("sentence vectors do not match the chunks' sentences")
+        if len(self.vectors) != len(self.chunks) or len(self.postings.lengths) != len(self.chunks):
+            raise ValueError("vectors or lexical postings do not match the chunks")
+        if self.tokens is not None:
+            n_tokens = sum(len(b) for b in self.tokens)
+            if len(self.token_rows) != len(self.chunks) + 1 or self.token_rows[-1] != n_tokens \
+                    or len(self.token_spans) != n_tokens:
+                raise ValueError("token vectors do not match the chunks")
+
+
+def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> int:
+    """The documents and chunks into a new SQLite file; returns how many sentences the chunks hold."""
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.executescript(_SCHEMA)
+        db.executemany(f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                       [(d.id, d.title, d.date, d.source, d.url, d.path, d.content_hash, d.text) for d in documents])
+        rows, sentence_row = [], 0
+        for row, c in enumerate(chunks):
+            rows.append((row, c.doc_id, c.ordinal, c.start, c.end,
+                         json.dumps([[s.start, s.end] for s in c.sentences]), sentence_row))
+            sentence_row += len(c.sentences)
+        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows)
+    db.close()
+    return sentence_row
+
+
+def write_blocks(path: Path, blocks: list[np.ndarray], dtype, shape: tuple) -> None:
+    """Blocks of rows written one after the other into one .npy file, never all in memory at once."""
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    at = 0
+    for block in blocks:
+        stored[at:at + len(block)] = block
+        at += len(block)
+    stored.flush()
+    del stored
+
+
+def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: int) -> dict:
+    """Write `data` as segment `name` (temp directory, fsync, rename, fsync); returns its manifest entry."""
+    data.check(dimension)
+    tmp = segments_dir / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        write_tables(tmp / "store.sqlite", data.documents, data.chunks)
+        vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
+        kind = build_vector_index(vectors, tmp)
+        np.save(tmp / "sentences.npy", np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension),
+                allow_pickle=False)
+        n_tokens = 0
+        if data.tokens is not None:
+            n_tokens = sum(len(b) for b in data.tokens)
+            shape = data.tokens[0].shape[1:] if data.tokens else (0,)
+            dtype = data.tokens[0].dtype if data.tokens else np.uint8
+            write_blocks(tmp / "tokens.npy", data.tokens, dtype, (n_tokens, *shape))
+            np.save(tmp / "token_spans.npy", np.asarray(data.token_spans, np.int32).reshape(-1, 2), allow_pickle=False)
+            np.save(tmp / "token_rows.npy", np.asarray(data.token_rows, np.int64), allow_pickle=False)
+        data.postings.save(tmp)
+        files = {}
+        for f in sorted(tmp.iterdir()):
+            fsync_file(f)
+            files[f.name] = checksum(f)
+        fsync_dir(tmp)
+        final = segments_dir / name
+        os.rename(tmp, final)
+        fsync_dir(segments_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"name": name, "documents": len(data.documents), "rows": len(data.chunks), "tokens": n_tokens,
+            "vector_kind": kind, "has_tokens": data.tokens is not None, "files": files, "deletes": None}
+
+
+def write_tombstones(segment_dir: Path, generation: int, doc_ids: list[str], rows: list[int]) -> dict:
+    """A segment's tombstones as of commit `generation` (every deletion so far, not only the new ones)."""
+    name = f"del-{generation}.json"
+    tmp = segment_dir / f".{name}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps({"docs": sorted(doc_ids), "rows": sorted(rows)}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, segment_dir / name)
+    fsync_dir(segment_dir)
+    return {"file": name, "docs": len(doc_ids), "rows": len(rows), **checksum(segment_dir / name)}
+
+
+class SegmentReader:
+    """One segment opened read-only: every file opened (or memory-mapped) now, so a later removal of the files
+    (after a newer commit dropped the segment) does not disturb this reader (POSIX unlink semantics)."""
+
+    def __init__(self, directory: Path, entry: dict):
+        self.directory, self.entry = directory, entry
+        self.name = entry["name"]
+        self.rows = int(entry["rows"])
+        deletes = entry.get("deletes")
+        self.deleted_docs: frozenset[str] = frozenset()
+        self.live: np.ndarray | None = None  # None: every row is live
+        if deletes:
+            tomb = json.loads((directory / deletes["file"]).read_text())
+            self.deleted_docs = frozenset(tomb["docs"])
+            self.live = np.ones(self.rows, bool)
+            self.live[np.asarray(tomb["rows"], np.int64)] = False
+        self.db = sqlite3.connect(f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1", uri=True,
+                                  check_same_thread=False)
+        self.db.execute("SELECT COUNT(*) FROM documents").fetchone()  # opens the file now
+        self.vectors = open_vector_index(entry["vector_kind"], directory)
+        self.sentences = np.load(directory / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        self.tokens = self.token_spans = self.token_rows = None
+        if entry.get("has_tokens"):
+            self.tokens = np.load(directory / "tokens.npy", mmap_mode="r", allow_pickle=False)
+            self.token_spans = np.load(directory / "token_spans.npy", mmap_mode="r", allow_pickle=False)
+            self.token_rows = np.load(directory / "token_rows.npy", allow_pickle=False)
+        self.postings = Postings.open(directory)
+
+    @property
+    def live_rows(self) -> int:
+        return self.rows if self.live is None else int(self.live.sum())
+
+    @property
+    def live_documents(self) -> int:
+        return int(self.entry["documents"]) - len(self.deleted_docs)
+
+    def is_live(self, row: int) -> bool:
+        return self.live is None or bool(self.live[row])
+
+    def document(self, doc_id: str) -> Document | None:
+        if doc_id in self.deleted_docs:
+            return None
+        r = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return None if r is None else document_from_row(r)
+
+    def documents(self) -> list[Document]:
+        return [d for d in map(document_from_row, self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents"))
+                if d.id not in self.deleted_docs]
+
+    def document_rows(self, doc_id: str) -> list[int]:
+        return [r for (r,) in self.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
+
+    def chunk_rows(self, rows: list[int]) -> list[tuple]:
+        """(row, doc_id, ordinal, start, end, sentence spans, first sentence row) of local `rows`."""
+        marks = ",".join("?" * len(rows))
+        out = []
+        for row, doc_id, ordinal, start, end, sents, sentence_row in self.db.execute(
+                f"SELECT row, doc_id, ordinal, start, end, sentences, sentence_row FROM chunks WHERE row IN ({marks})",
+                rows):
+            out.append((row, doc_id, ordinal, start, end, tuple(Span(s, e) for s, e in json.loads(sents)),
+                        sentence_row))
+        return out
+
+    def token_slice(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.tokens is None:
+            return None
+        a, b = int(self.token_rows[row]), int(self.token_rows[row + 1])
+        return self.tokens[a:b], np.asarray(self.token_spans[a:b])
+
+    def close(self) -> None:
+        self.db.close()
