@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 # The test tools come apart from `make ask`: they include llama-cpp-python, which compiles for ~10 minutes.
 # The resolver may move langchain-core back while installing them, hence the --no-deps step again.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,distributed]'
 	$(BIN)/python -m pip install -q --no-deps $(NO_DEPS)
 	touch $(TEST_STAMP)
 

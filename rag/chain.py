@@ -210,11 +210,18 @@ class Assistant:
 
 
 def build_index(paths: list[Path], settings: Settings | None = None, embedder: Embedder | None = None,
-                rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
+                rebuild: bool = False, progress: Progress | None = None, ray: str | None = None) -> IndexReport:
+    """Index `paths` into the configured index; `ray`: load and embed on the Ray at that address (rag/ray_ingest.py)."""
     from rag.indexer import index_paths
 
     s = settings or get_settings()
-    return index_paths(paths, s.index_dir, index_spec(s, embedder or Embedder(s)), rebuild=rebuild, progress=progress)
+    spec = index_spec(s, embedder or Embedder(s))
+    if ray is None:
+        return index_paths(paths, s.index_dir, spec, rebuild=rebuild, progress=progress)
+    from rag.ray_ingest import RayIngest, on_ray
+
+    with RayIngest(s, ray, s.ray_workers) as ingest:
+        return index_paths(paths, s.index_dir, on_ray(spec, ingest), rebuild=rebuild, progress=progress)
 
 
 def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:

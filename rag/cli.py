@@ -125,12 +125,13 @@ def _embedder(settings: Settings):
     return _embedders[key]
 
 
-def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuild: bool = False):
+def _index_with_progress(paths: list[Path], settings: Settings, embedder, rebuild: bool = False,
+                         ray: str | None = None):
     from rag.chain import build_index
 
     with _progress() as bar:
-        task = bar.add_task("embedding", total=None)
-        return build_index(paths, settings, embedder, rebuild=rebuild,
+        task = bar.add_task("embedding" if ray is None else f"embedding on Ray ({ray})", total=None)
+        return build_index(paths, settings, embedder, rebuild=rebuild, ray=ray,
                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
@@ -159,16 +160,18 @@ def index(
     runtime: RuntimeOpt = None,
     compact: Annotated[bool, typer.Option("--compact", help="merge every segment into one, dropping removed passages")] = False,
     check: Annotated[bool, typer.Option("--check", help="verify every file of the live commit against its checksums")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="read and embed on Ray: `local` starts one here (RAG_RAY_WORKERS CPUs), else a cluster's address (RAG_RAY_ADDRESS)")] = None,
 ) -> None:
     """Add, update or remove articles in the index. Unchanged files are not re-embedded."""
     settings = _settings(index_dir, runtime)
+    ray = ray or settings.ray_address
     if compact or check:
         from rag.index_cli import maintain
 
         return maintain(settings, compact=compact, check=check, json_output=json_output, paths=paths, rebuild=rebuild)
 
     def run():
-        report = _index_with_progress(paths or [BUNDLED_ARTICLES], settings, _embedder(settings), rebuild)
+        report = _index_with_progress(paths or [BUNDLED_ARTICLES], settings, _embedder(settings), rebuild, ray)
         if json_output:
             out.print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), markup=False)
         else:

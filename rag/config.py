@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     runtime: Literal["onnx-int8", "onnx", "torch"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # `rag index --ray`: where Ray runs (local = start one here; or a cluster's address) and how many workers
+    # embed (one model each). Unset: indexing runs in this process.
+    ray_address: str | None = None
+    ray_workers: int = 2
+
     # Chunking, in model tokens (e5 truncates at 512; stay well under it).
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 48

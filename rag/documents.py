@@ -45,9 +45,15 @@ def load_paths(paths: list[Path]) -> LoadReport:
     Every input that cannot be used becomes a `Skipped` with its reason; one bad input never stops the rest.
     A document id seen twice keeps its first document; the later one is skipped.
     """
-    report = LoadReport()
-    seen_files: set[Path] = set()
-    first_seen: dict[str, str] = {}  # doc id -> where it came from
+    files, skipped = list_files(paths)
+    return gather(files, [load_file(f) for f in files], skipped)
+
+
+def list_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
+    """The supported files `paths` name (folders walked), each once, in order; and the inputs that are not."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
     for raw in paths:
         path = Path(raw).expanduser().absolute()
         if path.is_dir():
@@ -56,28 +62,36 @@ def load_paths(paths: list[Path]) -> LoadReport:
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
                 kind = path.suffix or "(no extension)"
-                report.skipped.append(Skipped(str(path), f"unsupported file type {kind} (supported: {supported})"))
+                skipped.append(Skipped(str(path), f"unsupported file type {kind} (supported: {supported})"))
                 continue
             candidates = [path]
         else:
             reason = "not a regular file or folder" if path.exists() else "no such file or folder"
-            report.skipped.append(Skipped(str(path), reason))
+            skipped.append(Skipped(str(path), reason))
             continue
         for file in candidates:
             file = file.resolve()
-            if file in seen_files:
+            if file not in seen:
+                seen.add(file)
+                files.append(file)
+    return files, skipped
+
+
+def gather(files: list[Path], loaded: list[tuple[list[tuple[Document, int | None]], list[Skipped]]],
+           skipped: list[Skipped] = ()) -> LoadReport:
+    """The report of `files` loaded (in the same order) as `loaded`: a duplicate id keeps its first document."""
+    report = LoadReport(skipped=list(skipped))
+    first_seen: dict[str, str] = {}  # doc id -> where it came from
+    for file, (docs, bad) in zip(files, loaded):
+        report.files.append(str(file))
+        report.skipped.extend(bad)
+        for doc, line in docs:
+            if doc.id in first_seen:
+                reason = f"duplicate id {doc.id!r} (first seen in {first_seen[doc.id]})"
+                report.skipped.append(Skipped(str(file), reason, line))
                 continue
-            seen_files.add(file)
-            report.files.append(str(file))
-            docs, skipped = _load_file(file)
-            report.skipped.extend(skipped)
-            for doc, line in docs:
-                if doc.id in first_seen:
-                    reason = f"duplicate id {doc.id!r} (first seen in {first_seen[doc.id]})"
-                    report.skipped.append(Skipped(str(file), reason, line))
-                    continue
-                first_seen[doc.id] = str(file) if line is None else f"{file}:{line}"
-                report.documents.append(doc)
+            first_seen[doc.id] = str(file) if line is None else f"{file}:{line}"
+            report.documents.append(doc)
     return report
 
 
@@ -92,8 +106,9 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def _load_file(path: Path) -> tuple[list[tuple[Document, int | None]], list[Skipped]]:
-    """The documents of one file, each with its line number (jsonl) or None, and what was skipped."""
+def load_file(path: Path) -> tuple[list[tuple[Document, int | None]], list[Skipped]]:
+    """One file's documents, each with its line number (jsonl) or None, and what of it was skipped: the unit of
+    work `rag index --ray` hands to a Ray task."""
     try:
         text = _read_text(path)
         suffix = path.suffix.lower()

@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.arabic import tokenize
 from rag.chunking import ChunkingConfig, chunk_document
-from rag.documents import clean, load_paths
+from rag.documents import LoadReport, clean, load_paths
 from rag.embeddings import Embedder
 from rag.errors import DocumentNotFound, IndexIncompatible
 from rag.store import (FORMAT_VERSION, IndexStore, Manifest, MergePolicy, SegmentData, commit, index_exists, legacy,
@@ -213,6 +213,10 @@ class IndexSpec:
     batch_size: int = 32
     token_codec: str = "int8"
     merge_policy: MergePolicy = MergePolicy()
+    # Who loads the files and embeds the chunks: this process (None) or another runner with the same contracts
+    # as `load_paths` and `embed_documents` (rag/ray_ingest.py: Ray tasks and an actor pool).
+    load: Callable[[list[Path]], LoadReport] | None = None
+    embed: Callable[..., tuple[list[Chunk], "ChunkEmbeddings"]] | None = None
 
     def manifest(self) -> Manifest:
         return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
@@ -281,7 +285,8 @@ def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport
         codec = load_codec(base.token_codec, index_dir / base.codec_dir if base.codec_dir else None)
         keep_ids = set() if reembed else {d for d in final if d not in changed and old.document(d) is not None}
         kept_chunks, kept = _copied(old, keep_ids, codec) if keep_ids else ([], [])
-        new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress, codec=codec)
+        new_chunks, new = (spec.embed or embed_documents)(spec, final, sorted(set(final) - keep_ids), progress,
+                                                             codec=codec)
         every = ChunkEmbeddings.concat(kept + [new], dim)
         docs = [final[d] for d in sorted(final)]
         commit(index_dir, base, add=[_segment(docs, kept_chunks + new_chunks, every, spec)])
@@ -296,7 +301,7 @@ def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport
     else:
         codec = old.codec or load_codec(old.manifest.token_codec)
         ids = sorted(changed)
-        new_chunks, new = embed_documents(spec, final, ids, progress, codec=codec)
+        new_chunks, new = (spec.embed or embed_documents)(spec, final, ids, progress, codec=codec)
         commit(index_dir, old.manifest, old, add=[_segment([final[d] for d in ids], new_chunks, new, spec)],
                delete=set(report.updated + report.removed))
         report.chunks_embedded = len(new_chunks)
@@ -327,7 +332,7 @@ def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bo
     """Bring the index in line with files and folders: add new, replace changed, drop vanished documents."""
     t0 = time.perf_counter()
     report = IndexReport()
-    loaded = load_paths(paths)
+    loaded = (spec.load or load_paths)(paths)
     report.skipped = loaded.skipped
     with write_lock(index_dir):
         old = _open_previous(index_dir, spec, rebuild)

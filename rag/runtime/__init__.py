@@ -85,11 +85,15 @@ def onnx_providers(device: str) -> list[str]:
 
 
 def cpu_threads() -> int:
-    """The cores this process may run on (a container's quota shows in the affinity mask, not in cpu_count)."""
+    """The cores this process may run on (a container's quota shows in the affinity mask, not in cpu_count),
+    capped by OMP_NUM_THREADS when set: Ray sets it to each worker's CPUs, so two embedding actors on two cores
+    run a thread each instead of four threads fighting over two cores."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 def compatible(index_runtime: str, runtime: str) -> bool:
