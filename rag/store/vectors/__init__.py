@@ -26,17 +26,27 @@ class VectorIndex(Protocol):
         """The stored vectors of `rows`, float32 (len(rows), d)."""
 
 
-def build_vector_index(vectors: np.ndarray, directory: Path) -> str:
-    """Write the structure that fits `len(vectors)` into `directory`; returns its kind (for `open_vector_index`)."""
-    from rag.store.vectors.flat import FlatIndex
+# Below this many vectors a segment is scanned exactly: one question against 50,000 vectors is about as fast as the
+# quantised scan plus the exact re-scoring (benchmarks/scale.py --threshold), and exact has no recall to lose.
+ANN_FROM = 50_000
 
+
+def build_vector_index(vectors: np.ndarray, directory: Path) -> str:
+    """Write the structure that fits `len(vectors)` into `directory`; returns its kind (for `open_vector_index`):
+    an exact flat scan below `ANN_FROM` vectors, an IVF over 8-bit codes with exact re-scoring above."""
+    from rag.store.vectors.flat import FlatIndex
+    from rag.store.vectors.ivf import IVFIndex
+
+    if len(vectors) >= ANN_FROM:
+        return IVFIndex.build(vectors, directory)
     return FlatIndex.build(vectors, directory)
 
 
 def open_vector_index(kind: str, directory: Path) -> VectorIndex:
     from rag.store.vectors.flat import FlatIndex
+    from rag.store.vectors.ivf import IVFIndex
 
-    kinds = {FlatIndex.kind: FlatIndex}
+    kinds = {FlatIndex.kind: FlatIndex, IVFIndex.kind: IVFIndex}
     if kind not in kinds:
         raise ValueError(f"unknown vector index {kind!r} (known: {', '.join(sorted(kinds))})")
     return kinds[kind].open(directory)
