@@ -79,7 +79,7 @@ def disk_bytes(directory: Path) -> int:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
 
-def measure(passages: int, log=print) -> dict:
+def measure(passages: int, dev_every: int = 1, log=print) -> dict:
     from quality import prime_cached  # the question encodings, cached per machine
 
     settings, embedder, pooled, m, directory, _ = setup(passages, log)
@@ -118,7 +118,8 @@ def measure(passages: int, log=print) -> dict:
                                "ms_p95": round(float(np.percentile(times, 95)) * 1000, 2)})
             log(f"  nprobe {nprobe}: {out['ann'][-1]}")
         out["ann_default_nprobe"] = store.dense.nprobe
-    out["dev"] = dev_recall(settings, embedder, pooled, store, qs, qvec, exact_s, exact_r, log)
+    pick = slice(None, None, dev_every)
+    out["dev"] = dev_recall(settings, embedder, pooled, store, qs[pick], qvec[pick], exact_s[pick], exact_r[pick], log)
     return out
 
 
@@ -138,7 +139,7 @@ def dev_recall(settings, embedder, pooled, store, qs, qvec, exact_s, exact_r, lo
             docs = [h.chunk.doc_id for h in a.hybrid.search(q.question, 5)]
             ranks.append(docs.index(q.context_id) + 1 if q.context_id in docs else None)
         log(f"  dev ({mode}): done")
-        out[mode] = {"r1": round(sum(r == 1 for r in ranks) / len(ranks), 4),
+        out[mode] = {"questions": len(ranks), "r1": round(sum(r == 1 for r in ranks) / len(ranks), 4),
                      "r5": round(sum(r is not None for r in ranks) / len(ranks), 4)}
     store.faiss.exact = None
     return out
@@ -176,8 +177,9 @@ def serve(passages: int, count: int) -> dict:
             "ratio_p95": round(float(np.percentile(ask, 95) / np.percentile(base, 95)), 2), **rss_mb()}
 
 
-def threshold(sizes=(10_000, 25_000, 50_000, 100_000, 200_000), repeats: int = 300) -> list[dict]:
-    """Per question, one thread: the flat scan against the IVF (default nprobe, exact re-scoring), by size."""
+def threshold(passages: int, sizes=(10_000, 25_000, 50_000, 100_000, 200_000), repeats: int = 300) -> list[dict]:
+    """Per question, one thread: the flat scan against the IVF (default nprobe, exact re-scoring), by size, over
+    the first rows of the built corpus of `passages`."""
     import tempfile
 
     import faiss
@@ -186,7 +188,7 @@ def threshold(sizes=(10_000, 25_000, 50_000, 100_000, 200_000), repeats: int = 3
     from rag.store.vectors.ivf import IVFIndex
 
     faiss.omp_set_num_threads(1)
-    settings, embedder, pooled, m, directory, _ = setup(max(sizes))
+    settings, embedder, pooled, m, directory, _ = setup(passages)
     vectors = np.load(directory / "exact.npy", mmap_mode="r")
     qvec = np.asarray(vectors[:repeats])  # real passage vectors as questions
     rows = []
@@ -210,7 +212,8 @@ def threshold(sizes=(10_000, 25_000, 50_000, 100_000, 200_000), repeats: int = 3
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--passages", type=int, nargs="+", default=[1_000_000])
-    ap.add_argument("--latency-questions", type=int, default=300)
+    ap.add_argument("--latency-questions", type=int, default=200)
+    ap.add_argument("--dev-every", type=int, default=1, help="dev recall over every n-th question only")
     ap.add_argument("--threshold", action="store_true", help="flat vs IVF search time by segment size")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the serving process of one size
@@ -219,13 +222,13 @@ def main() -> None:
         print(json.dumps(serve(args.serve, args.latency_questions)))
         return
     if args.threshold:
-        rows = threshold()
+        rows = threshold(args.passages[0])
         print(json.dumps(rows) if args.json else "\n".join(map(str, rows)))
         return
     log = (lambda *_: None) if args.json else print
     results = []
     for n in args.passages:
-        r = measure(n, log)
+        r = measure(n, args.dev_every, log)
         child = subprocess.run([sys.executable, __file__, "--serve", str(n), "--latency-questions",
                                 str(args.latency_questions)], capture_output=True, text=True, check=True)
         r["serving"] = json.loads(child.stdout.strip().splitlines()[-1])
