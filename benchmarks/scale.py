@@ -10,7 +10,8 @@ fusion, second stage (sentence vectors + late interaction over the top 20) and e
 
 Prints per size: build time, bytes per passage of the dense index on disk; then, over every pooled dev
 question (ARCD + MLQA, answerable): ANN recall of the exact top 50 (and the time per question) at several nprobe,
-the dev recall@1 / @5 of the whole pipeline with the ANN and with an exact scan over the same passages; then, in
+the dev recall@1 / @5 of the whole pipeline with the ANN and with an exact scan over the same passages (and
+A@5: a top-5 passage holds the gold answer, which a distractor quoting the gold sentence also does); then, in
 a fresh serving process (memory-mapped index, the encoder loaded, warmed up), `ask` p50 / p95 over questions it
 has not seen (encoding included), against the query encoding plus a bare ANN search in the same run (a ratio),
 and the process's RSS (now and peak).
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
-from rag.arabic import tokenize  # noqa: E402
+from rag.arabic import answer_contains, tokenize  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import load_questions, prepare  # noqa: E402
@@ -79,7 +80,7 @@ def disk_bytes(directory: Path) -> int:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
 
-def measure(passages: int, dev_every: int = 1, log=print) -> dict:
+def measure(passages: int, dev_every: int = 1, nprobes=NPROBES, log=print) -> dict:
     from quality import prime_cached  # the question encodings, cached per machine
 
     settings, embedder, pooled, m, directory, _ = setup(passages, log)
@@ -105,7 +106,7 @@ def measure(passages: int, dev_every: int = 1, log=print) -> dict:
                                for name, c in (("real", real), ("synthetic", synthetic))}
     if store.meta["dense_kind"] != "flat":
         out["ann"] = []
-        for nprobe in NPROBES:
+        for nprobe in nprobes:
             times, recalls = [], []
             for q, truth in zip(qvec, exact_r):
                 t = time.perf_counter()
@@ -134,13 +135,16 @@ def dev_recall(settings, embedder, pooled, store, qs, qvec, exact_s, exact_r, lo
     for mode in ("ann", "exact"):
         store.faiss.exact = None if mode == "ann" else \
             {v.tobytes(): (s, r) for v, s, r in zip(qvec, exact_s, exact_r)}
-        ranks = []
+        ranks, answered = [], 0
         for q in qs:
-            docs = [h.chunk.doc_id for h in a.hybrid.search(q.question, 5)]
+            hits = a.hybrid.search(q.question, 5)
+            docs = [h.chunk.doc_id for h in hits]
             ranks.append(docs.index(q.context_id) + 1 if q.context_id in docs else None)
+            answered += any(answer_contains(h.chunk.text, q.answers) for h in hits)
         log(f"  dev ({mode}): done")
         out[mode] = {"questions": len(ranks), "r1": round(sum(r == 1 for r in ranks) / len(ranks), 4),
-                     "r5": round(sum(r is not None for r in ranks) / len(ranks), 4)}
+                     "r5": round(sum(r is not None for r in ranks) / len(ranks), 4),
+                     "a5": round(answered / len(ranks), 4)}
     store.faiss.exact = None
     return out
 
@@ -213,6 +217,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--passages", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--latency-questions", type=int, default=200)
+    ap.add_argument("--nprobes", type=int, nargs="+", default=list(NPROBES), help="ANN recall at these nprobe")
     ap.add_argument("--dev-every", type=int, default=1, help="dev recall over every n-th question only")
     ap.add_argument("--threshold", action="store_true", help="flat vs IVF search time by segment size")
     ap.add_argument("--json", action="store_true")
@@ -228,7 +233,7 @@ def main() -> None:
     log = (lambda *_: None) if args.json else print
     results = []
     for n in args.passages:
-        r = measure(n, args.dev_every, log)
+        r = measure(n, args.dev_every, args.nprobes, log)
         child = subprocess.run([sys.executable, __file__, "--serve", str(n), "--latency-questions",
                                 str(args.latency_questions)], capture_output=True, text=True, check=True)
         r["serving"] = json.loads(child.stdout.strip().splitlines()[-1])
