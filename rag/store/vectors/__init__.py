@@ -26,9 +26,12 @@ class VectorIndex(Protocol):
         """The stored vectors of `rows`, float32 (len(rows), d)."""
 
 
-# Below this many vectors a segment is scanned exactly: one question against 50,000 vectors is about as fast as the
-# quantised scan plus the exact re-scoring (benchmarks/scale.py --threshold), and exact has no recall to lose.
-ANN_FROM = 50_000
+# Below this many vectors a segment is scanned exactly. One question, one thread, on this machine: the flat scan
+# takes 3.2 / 14 / 30 ms at 10k / 50k / 100k vectors, and the IVF 4-9x less from 10k up (benchmarks/scale.py
+# --threshold: flat 24 / 46 / 49 / 103 ms against IVF 4.3 / 4.4 / 5.5 / 9.1 ms at 10k / 20k / 50k / 100k, in a
+# process whose encoder threads compete). Exact costs a few milliseconds up to here and loses no recall, and from
+# here the IVF trains on at least 39 points per cell (faiss's minimum).
+ANN_FROM = 20_000
 
 
 def build_vector_index(vectors: np.ndarray, directory: Path) -> str:
