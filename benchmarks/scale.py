@@ -121,7 +121,8 @@ def measure(passages: int, dev_every: int = 1, nprobes=NPROBES, log=print) -> di
             log(f"  nprobe {nprobe}: {out['ann'][-1]}")
         out["ann_default_nprobe"] = store.dense.nprobe
     pick = slice(None, None, dev_every)
-    out["dev"] = dev_recall(settings, embedder, pooled, store, qs[pick], qvec[pick], exact_s[pick], exact_r[pick], log)
+    out["dev"] = dev_recall(settings, embedder, pooled, store, qs[pick], qvec[pick], exact_s[pick], exact_r[pick],
+                            log)
     return out
 
 

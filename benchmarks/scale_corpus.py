@@ -7,19 +7,22 @@ Rows R..N-1 are distractors, made without the model:
 
 - text: as many real sentences as a real passage has (its sentence count drawn from the real passages'), each
   drawn uniformly from the pool of the real passages' sentences, so BM25 sees real Arabic words with their real
-  frequencies and passage lengths like the real ones (the postings at 1M are the real corpus's, about 230 times);
+  frequencies and passage lengths like the real ones (at 1M each real sentence is quoted by about 865
+  distractors: the gold paragraph competes with passages holding its answer sentence, so absolute dev recall is
+  far below the real index's, for the ANN and the exact search alike);
 - passage vector: the token-weighted mean of its sentences' real vectors. That is what the model's own pooling
   gives: a passage vector is the mean of its token states, and each stored sentence vector is the mean of the
   sentence's token states in the same forward pass, so on the real passages the weighted mean of their sentence
-  vectors has cosine 1.000 with the passage vector (checked here on 400 of them). Sentences drawn from different
-  articles average towards the corpus mean, though: such mixtures had a cosine of 0.805 +- 0.037 with the dev
-  questions against 0.753 +- 0.025 for real passages, so they would crowd every question's neighbourhood more
-  than real passages do. Each mixture's deviation from the real passages' mean vector is therefore stretched by
-  `spread` (the ratio of the real passages' mean distance to that mean over the mixtures', about 1.6) before it is
-  normalised; scale.py prints the questions' cosines with real and synthetic passages side by side. A first
-  version drew the vectors from a Gaussian fitted to the real vectors' mean and covariance: it matches their
-  first two moments but fills all 384 dimensions, which real embeddings do not (an IVF at nprobe 32 / 1024 found
-  0.47 of its exact top 50, against 0.91 on the mixtures at 100k);
+  vectors has cosine 1.000 with the passage vector (checked on 400 of them when this was written). Sentences drawn
+  from different articles average towards the corpus mean, though: such mixtures had a cosine of 0.805 +- 0.037
+  with the dev questions against 0.753 +- 0.025 for real passages, so they would crowd every question's
+  neighbourhood more than real passages do. Each mixture's deviation from the real passages' mean vector is
+  therefore stretched by `spread` (the ratio of the real passages' mean distance to that mean over the mixtures',
+  1.369 at 1M) before it is normalised; scale.py prints the questions' cosines with real and synthetic passages
+  side by side (at 1M: 0.753 +- 0.025 and 0.767 +- 0.055: the mean matches, the spread is wider). A first version
+  drew the vectors from a Gaussian fitted to the real vectors' mean and covariance: it matches their first two
+  moments but fills all 384 dimensions, which real embeddings do not (an IVF at nprobe 32 / 1024 found 0.47 of its
+  exact top 50, against 0.89 on the mixtures at 100k);
 - what the second stage reads: each sentence's real sentence vector and its real token vectors (from the
   passage the sentence came from), re-based onto the distractor's text, so late interaction and the answerer
   run over real data for every candidate.
