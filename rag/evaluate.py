@@ -93,6 +93,8 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
         h.update(runtime.encode())
+    if settings.token_codec != "int8":  # indexes from before the codecs keep their keys
+        h.update(f"tokens:{settings.token_codec}".encode())
     return settings.cache_dir / "eval" / h.hexdigest()[:16]
 
 

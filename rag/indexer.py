@@ -22,8 +22,10 @@ from rag.arabic import tokenize
 from rag.chunking import ChunkingConfig, chunk_document
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
-from rag.store import (IndexData, IndexStore, Manifest, current_version, quantize_tokens, read_manifest, write_index,
+from rag.store import (IndexData, IndexStore, Manifest, current_version, read_manifest, write_index,
                        write_lock)
+from rag.store.tokens import TokenCodec, load_codec
+from rag.store.tokens.training import trained_codec
 from rag.types import Chunk, Document, Skipped
 
 # The version of rag.arabic's rules that shape an index (lexical tokens, sentence boundaries): an index written
@@ -69,7 +71,7 @@ def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str,
 @dataclass
 class ChunkEmbeddings:
     """What one forward pass per chunk gives: the chunk vectors (n, d), their sentences' vectors (in chunk
-    order) and their tokens' int8 vectors (`quantize_tokens`, in blocks) with document spans (flat, chunk i
+    order) and their tokens' codes (the index's TokenCodec, in blocks) with document spans (flat, chunk i
     owning rows token_rows[i]:token_rows[i+1])."""
 
     vectors: np.ndarray
@@ -111,13 +113,13 @@ def _chunk_inputs(docs: dict[str, Document], chunks: list[Chunk], embed_title: b
     return texts, spans, offsets
 
 
-def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens) -> list[ChunkEmbeddings]:
-    """Per chunk, what the index stores: token vectors as int8 and their spans in the document."""
+def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens, codec: TokenCodec) -> list[ChunkEmbeddings]:
+    """Per chunk, what the index stores: token vectors as the codec's codes and their spans in the document."""
     parts = []
     for c, offset, vec, sent, t in zip(chunks, offsets, vecs, sents, tokens):
         doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
         doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
-        parts.append(ChunkEmbeddings.one(vec, sent, quantize_tokens(t.vectors), doc_spans))
+        parts.append(ChunkEmbeddings.one(vec, sent, codec.encode(t.vectors), doc_spans))
     return parts
 
 
@@ -125,13 +127,15 @@ _DONE = object()
 
 
 def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[str], progress: Progress | None = None,
-                    window: int = 512, queue_size: int = 4) -> tuple[list[Chunk], ChunkEmbeddings]:
+                    window: int = 512, queue_size: int = 4, codec: TokenCodec | None = None
+                    ) -> tuple[list[Chunk], ChunkEmbeddings]:
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
     previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
     little of a forward pass is padding. The vectors are those of `Embedder.encode_late` on each window
     (tests/test_indexing_pipeline.py checks it)."""
     embedder, bs = spec.embedder, spec.batch_size
+    codec = codec or load_codec("int8")
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
     chunks: list[Chunk] = []
     stop = threading.Event()
@@ -176,7 +180,7 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
                 raise item
             rows, spans, offsets, prepared = item
             vecs, sents, tokens = embedder.late_vectors(prepared, embedder.forward_passages(prepared), spans)
-            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens)):
+            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens, codec)):
                 results[row] = part
             if progress:
                 progress(len(results), max(len(chunks), len(results)))
@@ -202,12 +206,13 @@ class IndexSpec:
     chunking: ChunkingConfig
     embed_title: bool = True
     batch_size: int = 32
+    token_codec: str = "pq"  # how a new index keeps its token vectors (rag/store/tokens/)
 
     def manifest(self) -> Manifest:
         return Manifest(model_id=self.embedder.model_id, dimension=self.embedder.dimension,
                         chunk_tokens=self.chunking.max_tokens, chunk_overlap_tokens=self.chunking.overlap_tokens,
                         embed_title=self.embed_title, tokenizer=TOKENIZER_VERSION, stemmer=STEMMER_VERSION,
-                        runtime=self.embedder.runtime_name)
+                        runtime=self.embedder.runtime_name, token_codec=self.token_codec)
 
 
 def _counts(index_dir: Path) -> tuple[int, int]:
@@ -230,6 +235,9 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
     reuse = (old is not None and old.manifest.chunking_key() == manifest.chunking_key()
              and old.tokens is not None)
     keep_ids = {d for d in final if reuse and d not in changed and old.document(d) is not None}
+    # An index keeps the codec (and parameters) it was created with; another one configured is transcoded to.
+    same = old is not None and old.has_tokens and old.manifest.token_codec == spec.token_codec
+    codec = old.codec if same else trained_codec(spec.token_codec, spec.embedder)
     dim = spec.embedder.dimension
     kept_chunks: list[Chunk] = []
     kept: list[ChunkEmbeddings] = []
@@ -238,9 +246,10 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
         for row, chunk in old.all_chunks():
             if chunk.doc_id in keep_ids:
                 kept_chunks.append(chunk)
-                kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row),
-                                                *old.stored_token_vectors(row)))
-    new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress)
+                codes, spans = old.stored_token_vectors(row)
+                codes = codes if same else codec.encode(old.codec.decode(codes))
+                kept.append(ChunkEmbeddings.one(old_vectors[row], old.chunk_sentence_vectors(row), codes, spans))
+    new_chunks, new = embed_documents(spec, final, sorted(set(final) - keep_ids), progress, codec=codec)
 
     chunks = kept_chunks + new_chunks
     every = ChunkEmbeddings.concat(kept + [new], dim)
@@ -249,7 +258,7 @@ def _write_version(index_dir: Path, old: IndexStore | None, final: dict[str, Doc
         manifest=Manifest(**{**manifest.__dict__, "documents": len(docs), "chunks": len(chunks), "created": time.time()}),
         documents=docs, chunks=chunks, vectors=every.vectors, sentence_vectors=every.sentences,
         bm25_tokens=[tokenize(embedding_text(final[c.doc_id], c, spec.embed_title)[0]) for c in chunks],
-        tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows,
+        tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows, codec=codec,
     ))
     return len(new_chunks)
 

@@ -95,12 +95,15 @@ def test_token_vectors_roundtrip_per_chunk_as_int8(tmp_path):
     write_index(tmp_path, data)
     store = IndexStore.open(tmp_path)
     assert np.load(current_version(tmp_path) / "tokens.npy").dtype == np.int8
-    first, second = store.chunk_token_vectors(0), store.chunk_token_vectors(1)
-    assert first[0].shape == (3, DIM) and second[0].shape == (2, DIM)
-    np.testing.assert_allclose(np.vstack([first[0], second[0]]), np.vstack(data.tokens) / 127, atol=1e-6)
-    assert store.stored_token_vectors(1)[0].dtype == np.int8
-    np.testing.assert_array_equal(store.stored_token_vectors(1)[0], np.vstack(data.tokens)[3:])
+    assert store.manifest.token_codec == "int8" and store.has_tokens
+    first, second = store.stored_token_vectors(0), store.stored_token_vectors(1)
+    assert first[0].shape == (3, DIM) and second[0].shape == (2, DIM) and second[0].dtype == np.int8
+    np.testing.assert_array_equal(np.vstack([first[0], second[0]]), np.vstack(data.tokens))
     assert first[1].tolist() == [[-1, -1], [0, 1], [1, 2]] and second[1].tolist() == [[2, 3], [3, 4]]
+    q = np.random.default_rng(3).normal(size=(4, DIM)).astype(np.float32)
+    sims, spans = store.token_similarities(1, q)
+    np.testing.assert_allclose(sims, q @ (np.vstack(data.tokens)[3:] / 127).T, atol=1e-5)
+    assert spans.tolist() == second[1].tolist()
 
 
 def test_token_vectors_are_quantized_to_int8_within_half_a_step():
@@ -115,7 +118,7 @@ def test_token_vectors_are_quantized_to_int8_within_half_a_step():
 def test_an_index_without_token_vectors_still_opens(tmp_path):
     write_index(tmp_path, make_data("نص"))
     store = IndexStore.open(tmp_path)
-    assert store.tokens is None and store.chunk_token_vectors(0) is None
+    assert not store.has_tokens and store.token_similarities(0, np.ones((1, DIM), np.float32)) is None
 
 
 def test_token_vectors_that_do_not_match_the_chunks_are_refused(tmp_path):

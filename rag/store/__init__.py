@@ -32,6 +32,7 @@ import numpy as np
 
 from rag.errors import IndexIncompatible, IndexMissing
 from rag.runtime import compatible, compatible_runtimes
+from rag.store.tokens import TokenCodec, load_codec
 from rag.types import Chunk, Document, Span
 
 FORMAT_VERSION = 2  # 2: token vectors (an index of format 1 is re-embedded by the next `rag index`)
@@ -69,6 +70,7 @@ class Manifest:
     chunks: int = 0
     created: float = 0.0
     format_version: int = FORMAT_VERSION
+    token_codec: str = "int8"  # how tokens.npy holds the token vectors (rag/store/tokens/); older indexes: int8
 
     def chunking_key(self) -> tuple:
         return (self.chunk_tokens, self.chunk_overlap_tokens, self.embed_title, self.tokenizer, self.format_version)
@@ -89,9 +91,10 @@ class IndexData:
     # The vectors come as int8 blocks (`quantize_tokens`), split anyhow, written one after the other: an update
     # passes the unchanged chunks' blocks as views of the old index's memory-mapped file, so it never holds the
     # whole index's token vectors in memory. None: the index has none, and retrieval and answers do without.
-    tokens: list[np.ndarray] | None = None  # int8 blocks of (t, d), unit vectors x 127
+    tokens: list[np.ndarray] | None = None  # blocks of codes (t, codec width) from `codec.encode`
     token_spans: np.ndarray | None = None  # (n_tokens, 2) int32
     token_rows: np.ndarray | None = None  # (n_chunks + 1,) int64
+    codec: TokenCodec | None = None  # the one named by manifest.token_codec (None: int8), saved into codec/
 
 
 def quantize_tokens(vectors: np.ndarray) -> np.ndarray:
@@ -169,12 +172,14 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
         np.save(tmp / "sentences.npy", data.sentence_vectors.astype(np.float16), allow_pickle=False)
         if data.tokens is not None:
             n_tokens = sum(len(block) for block in data.tokens)
+            codec = data.codec or load_codec("int8")
+            width, dtype = codec.width or data.manifest.dimension, codec.dtype
             if len(data.token_rows) != len(data.chunks) + 1 or data.token_rows[-1] != n_tokens \
-                    or len(data.token_spans) != n_tokens \
-                    or any(b.dtype != np.int8 or b.shape[1:] != (data.manifest.dimension,) for b in data.tokens):
-                raise ValueError("token vectors do not match the chunks")
-            stored = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.int8,
-                                               shape=(n_tokens, data.manifest.dimension))
+                    or len(data.token_spans) != n_tokens or data.manifest.token_codec != codec.name \
+                    or any(b.dtype != dtype or b.shape[1:] != (width,) for b in data.tokens):
+                raise ValueError("token vectors do not match the chunks or the codec")
+            codec.save(tmp / "codec")
+            stored = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=dtype, shape=(n_tokens, width))
             at = 0
             for block in data.tokens:
                 stored[at:at + len(block)] = block
@@ -229,8 +234,9 @@ class IndexStore:
         # page cache is shared between processes (`rag ask` after `rag ask`, the API's workers).
         self.faiss = faiss.read_index(str(version_dir / "chunks.faiss"), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         self.sentence_vectors = np.load(version_dir / "sentences.npy", mmap_mode="r", allow_pickle=False)
-        self.tokens = self.token_spans = self.token_rows = None
+        self.tokens = self.token_spans = self.token_rows = self.codec = None
         if (version_dir / "tokens.npy").exists():
+            self.codec = load_codec(self.manifest.token_codec, version_dir / "codec")
             self.tokens = np.load(version_dir / "tokens.npy", mmap_mode="r", allow_pickle=False)
             self.token_spans = np.load(version_dir / "token_spans.npy", mmap_mode="r", allow_pickle=False)
             self.token_rows = np.load(version_dir / "token_rows.npy", allow_pickle=False)
@@ -317,14 +323,20 @@ class IndexStore:
         first = self._sentence_row[row]
         return np.asarray(self.sentence_vectors[first:first + len(chunk.sentences)], dtype=np.float32)
 
-    def chunk_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """One chunk's contextual token vectors (float32) and their document spans; None without any."""
+    @property
+    def has_tokens(self) -> bool:
+        return self.tokens is not None
+
+    def token_similarities(self, row: int, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cosine of every question token (m, d) with every token of one chunk, through the index's codec:
+        (m, t) float32, and the chunk tokens' document spans (t, 2); None when the index keeps no tokens."""
         stored = self.stored_token_vectors(row)
-        return None if stored is None else (stored[0].astype(np.float32) / 127, stored[1])
+        return None if stored is None else (self.codec.similarities(query_tokens, stored[0]), stored[1])
 
     def stored_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """As `chunk_token_vectors`, but the int8 vectors as stored: a view of the memory-mapped file, which
-        an update writes into the next version without reading the rest of the index into memory."""
+        """One chunk's token codes as stored and their document spans (None without any): the codes are a view
+        of the memory-mapped file, which an update writes into the next version without reading the rest of
+        the index into memory."""
         if self.tokens is None:
             return None
         a, b = int(self.token_rows[row]), int(self.token_rows[row + 1])
