@@ -49,8 +49,10 @@ class Decoded:
 
     width = 0
 
-    def similarities(self, query_tokens, codes):
-        return np.ascontiguousarray(query_tokens, np.float32) @ self.decode(codes).T
+    def similarities(self, query_tokens, codes):  # unit-length reconstructions, as PQCodec scores them
+        decoded = self.decode(codes)
+        decoded /= np.maximum(np.linalg.norm(decoded, axis=1, keepdims=True), 1e-9)
+        return np.ascontiguousarray(query_tokens, np.float32) @ decoded.T
 
 
 class PCA(Decoded):
@@ -272,51 +274,63 @@ class Study:
         return index
 
     def run(self) -> dict[str, float]:
-        a, k = self.assistant, self.assistant.settings.top_k
-        ranks, contained, f1 = [], [], []
-        for q in self.questions:
-            hits = a.hybrid.search(q.question, 10)
-            ranks.append(next((i for i, h in enumerate(hits, 1) if h.chunk.doc_id == q.context_id), None))
-            ans = a.answerer.answer(q.question, a.encode_query(q.question), hits[:k])
-            text = " ".join(c.quote for c in ans.citations)
-            contained.append(not ans.abstained and any(answer_contains(text, g) for g in q.answers))
-            short = "" if ans.abstained or ans.short_answer is None else ans.short_answer.text
-            f1.append(token_f1(short, q.answers))
-        n = len(self.questions)
-        return {"R@1": round(sum(r == 1 for r in ranks) / n, 4),
-                "R@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 4),
-                "containment": round(sum(contained) / n, 4), "short_f1": round(sum(f1) / n, 4),
-                "late_ms_top50": self.late_ms()}
+        return evaluate(self.assistant, self.questions)
 
-    def late_ms(self, questions: int = 100) -> float:
-        a, store = self.assistant, self.store
-        work = []
-        for q in self.questions[:questions]:
-            rows = a.hybrid.retrievers[0].rank(q.question, 50).rows
-            work.append((a.encode_query.tokens(q.question), rows))
-        passes = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for q_tokens, rows in work:
-                for row in rows:
-                    max_sim(q_tokens, similarities=store.token_similarities(row, q_tokens)[0])
-            passes.append((time.perf_counter() - t0) * 1000 / len(work))
-        return round(float(np.median(passes)), 2)
+
+def evaluate(a, questions) -> dict[str, float]:
+    """R@1, R@5, containment and short-answer F1 of the shipped pipeline over `a`'s index, and late ms."""
+    k = a.settings.top_k
+    ranks, contained, f1 = [], [], []
+    for q in questions:
+        hits = a.hybrid.search(q.question, 10)
+        ranks.append(next((i for i, h in enumerate(hits, 1) if h.chunk.doc_id == q.context_id), None))
+        ans = a.answerer.answer(q.question, a.encode_query(q.question), hits[:k])
+        text = " ".join(c.quote for c in ans.citations)
+        contained.append(not ans.abstained and any(answer_contains(text, g) for g in q.answers))
+        short = "" if ans.abstained or ans.short_answer is None else ans.short_answer.text
+        f1.append(token_f1(short, q.answers))
+    n = len(questions)
+    return {"R@1": round(sum(r == 1 for r in ranks) / n, 4),
+            "R@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 4),
+            "containment": round(sum(contained) / n, 4), "short_f1": round(sum(f1) / n, 4),
+            "late_ms_top50": late_ms(a, questions)}
+
+
+def late_ms(a, questions, first: int = 100) -> float:
+    """Late interaction's cost per question: its tokens against the top-50 dense candidates' through the
+    store's codec (median of 3 passes over the first 100 questions)."""
+    store, work = a.store, []
+    for q in questions[:first]:
+        work.append((a.encode_query.tokens(q.question), a.hybrid.retrievers[0].rank(q.question, 50).rows))
+    passes = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for q_tokens, rows in work:
+            for row in rows:
+                max_sim(q_tokens, similarities=store.token_similarities(row, q_tokens)[0])
+        passes.append((time.perf_counter() - t0) * 1000 / len(work))
+    return round(float(np.median(passes)), 2)
+
+
+def print_row(row: dict) -> None:
+    print(f"{row['variant']:34} {row['bytes_per_passage']:9} {row['token_bytes_per_passage']:6} "
+          f"{row['bytes_per_token']:5} {row['R@1']:6.3f} {row['R@5']:6.3f} {row['containment']:7.3f} "
+          f"{row['short_f1']:6.3f} {row['late_ms_top50']:7.2f}", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--every", type=int, default=1, help="every Nth dev question (1: all)")
     ap.add_argument("--variants", nargs="*", help="only these rows (by name)")
+    ap.add_argument("--indexed", nargs="*", default=[], help="also these codecs' eval indexes as written by "
+                    "`rag index` (each embedded once, then cached): e.g. --indexed int8 pq")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "compression.json")
     args = ap.parse_args()
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"token_codec": "int8"})  # the study starts from int8 vectors
     embedder = Embedder(settings)
     pooled = [SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES]
     pooled = [p.resolve() for p in pooled]  # the eval cache's key follows the paths' order: ../shared resolved
     assistant = prepare(pooled, settings, embedder)
-    if assistant.store.manifest.token_codec != "int8":
-        sys.exit("the study reads the eval index's int8 token vectors: build it with RAG_TOKEN_CODEC=int8")
     questions = [q for path in SETS.values() for q in load_questions(path / "questions.jsonl") if q.answerable]
     questions = questions[::args.every]
     assistant.encode_query.size = 10**6
@@ -337,9 +351,20 @@ def main() -> None:
             continue
         row = {"variant": v.name, **study.apply(v), **study.run()}
         rows.append(row)
-        print(f"{v.name:34} {row['bytes_per_passage']:9} {row['token_bytes_per_passage']:6} "
-              f"{row['bytes_per_token']:5} {row['R@1']:6.3f} {row['R@5']:6.3f} {row['containment']:7.3f} "
-              f"{row['short_f1']:6.3f} {row['late_ms_top50']:7.2f}", flush=True)
+        print_row(row)
+    study.apply(VARIANTS[0])  # back to the index as stored
+    for name in args.indexed:  # the index as `rag index` writes it with that codec (embedded on first use)
+        a = prepare(pooled, settings.model_copy(update={"token_codec": name}), embedder)
+        a.encode_query.size = 10**6
+        a.encode_query._cache.update(assistant.encode_query._cache)
+        sizes = index_bytes(a.store.path)
+        codec = a.store.codec
+        row = {"variant": f"{name} as indexed", "bytes_per_passage": round(sum(sizes.values()) / len(a.store)),
+               "token_bytes_per_passage": round(sizes["token codes"] / len(a.store)),
+               "bytes_per_token": codec.width or a.store.manifest.dimension,
+               "tokens_per_passage": round(len(a.store.tokens) / len(a.store), 1), **evaluate(a, questions)}
+        rows.append(row)
+        print_row(row)
     args.json.write_text(json.dumps({"passages": study.n, "questions": len(questions), "every": args.every,
                                      "bytes_today": study.bytes, "rows": rows}, indent=2, ensure_ascii=False))
     print(f"\nwritten {args.json}")

@@ -7,7 +7,8 @@ Layout of an index directory::
     index/
       CURRENT            -> the name of the live version directory (replaced with os.replace: atomic)
       v-<stamp>/         manifest.json, store.sqlite, chunks.faiss, sentences.npy, bm25/,
-                         tokens.npy, token_spans.npy, token_rows.npy
+                         tokens.npy (codes of the manifest's token_codec), token_spans.npy, token_rows.npy,
+                         codec/ (the codec's trained parameters, checksummed)
       .lock              serialises writers
 
 A write builds a complete new version directory beside the live one and only then repoints CURRENT, so a
@@ -88,7 +89,7 @@ class IndexData:
     bm25_tokens: list[list[str]] = field(default_factory=list)
     # Late interaction: every chunk's contextual token vectors, in chunk order, and each token's characters in
     # its document ([-1, -1] for the prepended title's tokens); chunk i owns rows token_rows[i]:token_rows[i+1].
-    # The vectors come as int8 blocks (`quantize_tokens`), split anyhow, written one after the other: an update
+    # The vectors come as blocks of the codec's codes, split anyhow, written one after the other: an update
     # passes the unchanged chunks' blocks as views of the old index's memory-mapped file, so it never holds the
     # whole index's token vectors in memory. None: the index has none, and retrieval and answers do without.
     tokens: list[np.ndarray] | None = None  # blocks of codes (t, codec width) from `codec.encode`
@@ -98,9 +99,8 @@ class IndexData:
 
 
 def quantize_tokens(vectors: np.ndarray) -> np.ndarray:
-    """Unit token vectors as stored: int8, times 127. Half of float16, and on ../shared/eval the rankings are
-    the same as float16's."""
-    return np.clip(np.rint(np.asarray(vectors, np.float32) * 127), -127, 127).astype(np.int8)
+    """Unit token vectors as the int8 codec stores them (times 127)."""
+    return load_codec("int8").encode(vectors)
 
 
 def _fsync_dir(path: Path) -> None:

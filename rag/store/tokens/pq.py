@@ -35,6 +35,8 @@ class PQCodec:
         self.width = self.m
         self.dimension = self.m * self.dsub
         self._faiss = None  # the faiss ProductQuantizer over these centroids, built on the first encode
+        self._flat = self.centroids.reshape(self.m * self.ksub, self.dsub)
+        self._offsets = np.arange(self.m, dtype=np.intp) * self.ksub
 
     @classmethod
     def train(cls, vectors: np.ndarray, m: int = 48, seed: int = 1234, iterations: int = 25) -> "PQCodec":
@@ -83,10 +85,18 @@ class PQCodec:
         return self._faiss.compute_codes(x) if len(x) else np.zeros((0, self.m), np.uint8)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes)
-        return self.centroids[np.arange(self.m), codes].reshape(len(codes), self.dimension)
+        """The centroids the codes name, side by side: (t, d) float32. One `take` from the flat (m x 256, d / m)
+        table (slice j's ids offset by 256 j) costs half of indexing the 3-d array."""
+        ids = np.asarray(codes, np.intp) + self._offsets
+        return np.take(self._flat, ids, axis=0).reshape(len(ids), self.dimension)
 
     def similarities(self, query_tokens: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Cosines with the reconstructions made unit length again, as the vectors coded were: a reconstruction
+        is its cell's mean, shorter than the vector (about 0.86 of it at m = 48), so the raw products would
+        shrink every late-interaction score by that much, and the answer's weights and the abstention model
+        read those scores at the scale of exact cosines."""
         if not len(query_tokens) or not len(codes):
             return np.zeros((len(query_tokens), len(codes)), np.float32)
-        return np.ascontiguousarray(query_tokens, np.float32) @ self.decode(codes).T
+        decoded = self.decode(codes)
+        decoded /= np.maximum(np.linalg.norm(decoded, axis=1, keepdims=True), 1e-9)
+        return np.ascontiguousarray(query_tokens, np.float32) @ decoded.T
