@@ -12,7 +12,25 @@ codec, median of 3 passes over 100 questions). First the bytes per passage the i
 
 Trained codecs (PCA, PQ) are trained as the shipped one is: from the token vectors of the bundled articles
 (rag/store/tokens/training.py), never the dev corpus; "pq48 (dev-trained)" shows what training on the corpus
-itself would give.
+itself would give. Reconstructions are scored at unit length (as PQCodec does): the raw products of a shorter
+reconstruction shrink every late-interaction score, and the answer's weights and the abstention model read them
+at the scale of exact cosines (first runs, raw products: sign384 containment 0.489, pca128 int8 0.633).
+
+Measured (every 3rd answerable dev question, 638; 1,215 passages of 157.4 tokens and 3.53 sentences; shared
+2-core machine at load 10-20, so the late ms column is not comparable between runs; benchmarks/compression.json):
+
+    today, bytes per passage: token codes 60,453, sentence vectors 2,711, dense vectors 1,536, SQLite 1,315,
+    token spans 1,268, BM25 641; total 67,923
+
+    variant          B/passage  B/token    R@1    R@5  containment  short F1
+    int8 (today)        67,923      384  0.754  0.945        0.723     0.262
+    pq48 (shipped)      15,027       48  0.751  0.947        0.718     0.258
+    pq32                12,508       32  0.745  0.942        0.707     0.253
+    pca128 int8         27,621      128  0.743  0.944        0.713     0.255
+    sign384             15,027       48  0.726  0.942        0.650     0.241
+
+The other variants in VARIANTS (PCA 4-bit, PCA+sign, residual, pq24/64/96, pooling, int8 sentences, low-
+precision dense vectors, dev-trained PQ) were not run before the deadline.
 """
 
 from __future__ import annotations
