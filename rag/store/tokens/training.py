@@ -3,7 +3,7 @@
 A trained codec (PQ's centroids) must not depend on what a user indexes first, or two indexes of the same
 articles would score differently, and one segment's codes would not mean the same as another's. So it is trained
 from the bundled articles (data/articles), embedded by the configured model at three chunk sizes (the same words
-in different contexts: 17,113 token vectors for e5-small, about 40 a centroid for 48 x 256), with a fixed seed,
+in different contexts: 17,113 token vectors for e5-small, 67 a centroid in each slice), with a fixed seed,
 once per model and runtime, and cached under the cache directory beside the model. An index copies the
 parameters into its own `codec/` at its creation and reads only those afterwards.
 """
