@@ -19,7 +19,7 @@ import numpy as np
 
 from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.names import KEY_PREFIX, arabic_keys, question_names
-from rag.retrieval import coverage, max_sim, sentence_terms, term_weights, token_similarities
+from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
 from rag.short_answer import SpanConfig, fit_span, mark_asked, pick, question_type, sentence_words, word_matches
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, ShortAnswer, Span
@@ -114,7 +114,7 @@ class ExtractiveAnswerer:
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
         wants_number = bool(_ASKS_NUMBER.search(question.strip()))
-        late = (self.config.late_weight and self.query_tokens is not None and self.store.tokens is not None)
+        late = (self.config.late_weight and self.query_tokens is not None and self.store.has_tokens)
         q_tokens = self.query_tokens(question) if late else None
         seen: set[tuple[str, int, int]] = set()
         out: list[ScoredSentence] = []
@@ -123,8 +123,7 @@ class ExtractiveAnswerer:
             cosines = vectors @ query_vector.astype(np.float32)
             doc_text = self.store.document(hit.chunk.doc_id).text
             if late:  # one product per passage; each sentence reads its own tokens' columns
-                tokens, token_spans = self.store.chunk_token_vectors(hit.row)
-                similarities = token_similarities(q_tokens, tokens)
+                similarities, token_spans = self.store.token_similarities(hit.row, q_tokens)
             for span, cos in zip(hit.chunk.sentences, cosines):
                 key = (hit.chunk.doc_id, span.start, span.end)
                 if key in seen:
@@ -232,11 +231,10 @@ class ExtractiveAnswerer:
         if lang != "ar":
             names = question_names(question, STOPWORDS)
             match = np.array([any(KEY_PREFIX + k in names for k in arabic_keys(w.key)) for w in words], dtype=bool)
-            if self.query_tokens is not None and self.store.tokens is not None:
-                tokens, token_spans = self.store.chunk_token_vectors(s.hit.row)
+            if self.query_tokens is not None and self.store.has_tokens:
+                similarities, token_spans = self.store.token_similarities(s.hit.row, self.query_tokens(question))
                 inside = (token_spans[:, 1] > s.span.start) & (token_spans[:, 0] < s.span.end)
-                match |= word_matches(words, token_similarities(self.query_tokens(question), tokens[inside]),
-                                      token_spans[inside], self.config.token_margin)
+                match |= word_matches(words, similarities[:, inside], token_spans[inside], self.config.token_margin)
         mark_asked(words, set(tokenize(question)), match)
         return words
 

@@ -228,7 +228,8 @@ def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
     from rag.indexer import IndexSpec
 
     return IndexSpec(embedder, ChunkingConfig(settings.chunk_tokens, settings.chunk_overlap_tokens),
-                     embed_title=settings.embed_title, batch_size=settings.batch_size)
+                     embed_title=settings.embed_title, batch_size=settings.batch_size,
+                     token_codec=settings.token_codec)
 
 
 def ensure_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport | None:

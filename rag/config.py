@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = 48
     # Prepend the article title to each chunk when embedding it and for BM25 (not to what is quoted).
     embed_title: bool = True
+    # How a new index keeps late interaction's token vectors (rag/store/tokens/): pq = 48 bytes a token, int8 = 384
+    token_codec: Literal["pq", "int8"] = "pq"
 
     # Retrieval
     top_k: int = 5

@@ -103,6 +103,8 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
         h.update(runtime.encode())
+    if settings.token_codec != "int8":  # indexes from before the codecs keep their keys
+        h.update(f"tokens:{settings.token_codec}".encode())
     before_segments = settings.cache_dir / "eval" / h.hexdigest()[:16]
     # Segmented indexes (rag/store/local) get their own key, so a checkout of an older version sharing the cache
     # keeps its own; the first run copies the older one, which `rag index` then migrates without re-embedding.

@@ -24,9 +24,10 @@ from rag.documents import LoadReport, clean, load_paths
 from rag.embeddings import Embedder
 from rag.errors import DocumentNotFound, IndexIncompatible
 from rag.store import (FORMAT_VERSION, IndexStore, Manifest, MergePolicy, SegmentData, commit, index_exists, legacy,
-                       maybe_compact, quantize_tokens, read_manifest, start_index, write_lock)
+                       maybe_compact, read_manifest, start_index, write_lock)
 from rag.store.local.lexical import Postings
-from rag.store.tokens import load_codec
+from rag.store.tokens import TokenCodec, load_codec
+from rag.store.tokens.training import trained_codec
 from rag.types import Chunk, Document, Skipped
 
 # The version of rag.arabic's rules that shape an index (lexical tokens, sentence boundaries): an index written
@@ -76,7 +77,7 @@ def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str,
 @dataclass
 class ChunkEmbeddings:
     """What one forward pass per chunk gives: the chunk vectors (n, d), their sentences' vectors (in chunk
-    order) and their tokens' int8 vectors (`quantize_tokens`, in blocks) with document spans (flat, chunk i
+    order) and their tokens' codes (the index's TokenCodec, in blocks) with document spans (flat, chunk i
     owning rows token_rows[i]:token_rows[i+1])."""
 
     vectors: np.ndarray
@@ -118,15 +119,13 @@ def _chunk_inputs(docs: dict[str, Document], chunks: list[Chunk], embed_title: b
     return texts, spans, offsets
 
 
-def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens, codec=None) -> list[ChunkEmbeddings]:
-    """Per chunk, what the index stores: token vectors as the index's codec's codes (int8 by default) and their
-    spans in the document."""
-    encode = codec.encode if codec is not None else quantize_tokens
+def _stored(chunks: list[Chunk], offsets: list[int], vecs, sents, tokens, codec: TokenCodec) -> list[ChunkEmbeddings]:
+    """Per chunk, what the index stores: token vectors as the codec's codes and their spans in the document."""
     parts = []
     for c, offset, vec, sent, t in zip(chunks, offsets, vecs, sents, tokens):
         doc_spans = t.spans - offset + c.start  # text offsets -> document offsets
         doc_spans[t.spans[:, 1] <= offset] = -1  # the prepended title's tokens are in no sentence
-        parts.append(ChunkEmbeddings.one(vec, sent, encode(t.vectors), doc_spans))
+        parts.append(ChunkEmbeddings.one(vec, sent, codec.encode(t.vectors), doc_spans))
     return parts
 
 
@@ -134,13 +133,15 @@ _DONE = object()
 
 
 def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[str], progress: Progress | None = None,
-                    window: int = 512, queue_size: int = 4, codec=None) -> tuple[list[Chunk], ChunkEmbeddings]:
+                    window: int = 512, queue_size: int = 4, codec: TokenCodec | None = None
+                    ) -> tuple[list[Chunk], ChunkEmbeddings]:
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
     previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
     little of a forward pass is padding. The vectors are those of `Embedder.encode_late` on each window
     (tests/test_indexing_pipeline.py checks it)."""
     embedder, bs = spec.embedder, spec.batch_size
+    codec = codec or load_codec("int8")
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
     chunks: list[Chunk] = []
     stop = threading.Event()
@@ -211,7 +212,7 @@ class IndexSpec:
     chunking: ChunkingConfig
     embed_title: bool = True
     batch_size: int = 32
-    token_codec: str = "int8"
+    token_codec: str = "pq"  # how a new index keeps its token vectors (rag/store/tokens/)
     merge_policy: MergePolicy = MergePolicy()
     # Who loads the files and embeds the chunks: this process (None) or another runner with the same contracts
     # as `load_paths` and `embed_documents` (rag/ray_ingest.py: Ray tasks and an actor pool).
@@ -247,26 +248,26 @@ def _segment(docs: list[Document], chunks: list[Chunk], every: ChunkEmbeddings, 
 
 
 def _copied(old, keep_ids: set[str], codec) -> tuple[list[Chunk], list[ChunkEmbeddings]]:
-    """The chunks of `keep_ids` with what `old` stores of them, not re-embedded (a migration, a new stemmer).
-    Token codes are copied as stored; int8 ones of the format before segments are re-coded when the index's
-    codec is another."""
+    """The chunks of `keep_ids` with what `old` stores of them, not re-embedded (a migration, a new stemmer, a
+    new token codec). Token codes are copied as stored, or decoded by the old codec and re-coded by the new one
+    when the index changes codec (int8 -> pq: the format before segments held int8)."""
     rows = [(row, chunk) for row, chunk in old.all_chunks() if chunk.doc_id in keep_ids]
     vectors = old.row_vectors([row for row, _ in rows])
-    recode = isinstance(old, legacy.IndexStore) and codec.name != "int8"
+    old_codec = load_codec("int8") if isinstance(old, legacy.IndexStore) else old.codec
+    recode = old_codec.name != codec.name
     parts = []
     for (row, _), vector in zip(rows, vectors):
         codes, spans = old.stored_token_vectors(row)
         if recode:
-            codes = codec.encode(np.asarray(codes, np.float32) / 127)
+            codes = codec.encode(old_codec.decode(codes))
         parts.append(ChunkEmbeddings.one(vector, old.chunk_sentence_vectors(row), codes, spans))
     return [chunk for _, chunk in rows], parts
 
 
 def _needs_embedding(old, settings: Manifest) -> bool:
     """Whether `old` must be re-embedded whole: none yet, other chunking or sentence rules, no token vectors (an
-    index of format 1), another token codec."""
-    return (old is None or old.manifest.chunking_key()[:4] != settings.chunking_key() or old.tokens is None
-            or getattr(old.manifest, "token_codec", "int8") != settings.token_codec)
+    index of format 1). (Another token codec is a re-coding of what it stores, not a re-embedding.)"""
+    return old is None or old.manifest.chunking_key()[:4] != settings.chunking_key() or old.tokens is None
 
 
 def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport, spec: IndexSpec,
@@ -280,8 +281,9 @@ def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport
     dim = spec.embedder.dimension
     is_legacy = isinstance(old, legacy.IndexStore)
     reembed = force or _needs_embedding(old, settings)
-    if reembed or is_legacy or old.manifest.stemmer != STEMMER_VERSION:
-        base = start_index(index_dir, settings)
+    recoded = not reembed and getattr(old.manifest, "token_codec", "int8") != settings.token_codec
+    if reembed or is_legacy or recoded or old.manifest.stemmer != STEMMER_VERSION:
+        base = start_index(index_dir, settings, trained_codec(settings.token_codec, spec.embedder))
         codec = load_codec(base.token_codec, index_dir / base.codec_dir if base.codec_dir else None)
         keep_ids = set() if reembed else {d for d in final if d not in changed and old.document(d) is not None}
         kept_chunks, kept = _copied(old, keep_ids, codec) if keep_ids else ([], [])
@@ -294,6 +296,9 @@ def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport
         if is_legacy and not reembed:
             report.notice = (f"migrated the index to segments (format {FORMAT_VERSION}): {len(kept_chunks)} "
                              "passages copied, not re-embedded")
+        elif recoded:
+            report.notice = (f"re-coded the token vectors as {settings.token_codec} "
+                             f"(was {getattr(old.manifest, 'token_codec', 'int8')}), not re-embedded")
         elif not reembed:
             report.notice = f"rebuilt the lexical postings under the stemmer {STEMMER_VERSION}, vectors kept"
         elif is_legacy:

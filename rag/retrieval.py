@@ -128,7 +128,8 @@ class HybridRetriever:
     whole-passage vector dilutes. Its weight is set for score fusion (fused scores within [0, 1]); under RRF,
     whose scores are far smaller, it all but decides the head's order. `late_weight` adds late interaction to
     that second stage: + late_weight * `max_sim` of the question's tokens against the passage's stored token
-    vectors (title included), again without a model call. `one_per_document` keeps only the best passage of
+    vectors (title included, through the index's token codec: `store.token_similarities`), again without a
+    model call. `one_per_document` keeps only the best passage of
     each document, so the passages read are distinct documents. `same_language_lexical`: BM25's candidates
     count only when their passage is in the question's language (`same_language`); dense retrieval and late
     interaction match across languages, shared words do not.
@@ -182,10 +183,10 @@ class HybridRetriever:
             head = order[:self.rerank_depth]
             for row, best in zip(head, self.best_sentences(question, head)):
                 fused[row] += self.rerank_weight * best
-            if self.late_weight and self.store.tokens is not None:
+            if self.late_weight and self.store.has_tokens:
                 q = self.encode_query.tokens(question)
                 for row in head:
-                    fused[row] += self.late_weight * max_sim(q, self.store.chunk_token_vectors(row)[0])
+                    fused[row] += self.late_weight * max_sim(q, similarities=self.store.token_similarities(row, q)[0])
             order = sorted(head, key=lambda r: -fused[r]) + order[self.rerank_depth:]
         if self.one_per_document:
             seen: set[str] = set()

@@ -11,15 +11,16 @@ from rag.config import BUNDLED_ARTICLES, get_settings
 from rag.documents import clean, load_paths
 from rag.embeddings import Embedder
 from rag.indexer import ChunkEmbeddings, _chunk_inputs, _stored, embed_documents
+from rag.store.tokens.training import trained_codec
 
 
-def embed_chunks(embedder, docs, chunks, embed_title, batch_size, group):
+def embed_chunks(embedder, docs, chunks, embed_title, batch_size, group, codec):
     """The reference: each window of `group` chunks through `Embedder.encode_late`, one step after another."""
     parts = []
     for i in range(0, len(chunks), group):
         part = chunks[i:i + group]
         texts, spans, offsets = _chunk_inputs(docs, part, embed_title)
-        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size))
+        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size), codec)
     return ChunkEmbeddings.concat(parts, embedder.dimension)
 
 
@@ -30,11 +31,12 @@ def test_pipeline_gives_the_same_chunks_and_vectors(embedder: Embedder) -> None:
     ids = sorted(docs)
     sequential_chunks = [c for d in ids for c in chunk_document(docs[d], clean(docs[d]), embedder.count_tokens,
                                                                  spec.chunking, skip_title=spec.embed_title)]
-    want = embed_chunks(embedder, docs, sequential_chunks, spec.embed_title, spec.batch_size, group=7)
+    codec = trained_codec(spec.token_codec, embedder)  # the shipped codec's codes, compared exactly
+    want = embed_chunks(embedder, docs, sequential_chunks, spec.embed_title, spec.batch_size, group=7, codec=codec)
     seen = []
     # A small window and queue: many windows, and a producer that must wait for the model.
     chunks, got = embed_documents(spec, docs, ids, progress=lambda done, total: seen.append((done, total)),
-                                  window=7, queue_size=1)
+                                  window=7, queue_size=1, codec=codec)
     assert chunks == sequential_chunks and len(chunks) > 14
     assert np.array_equal(got.vectors, want.vectors)
     assert np.array_equal(got.sentences, want.sentences)

@@ -122,20 +122,19 @@ def test_late_interaction_adds_max_sim_against_the_stored_tokens(assistant):
     without = {h.row: h.score for h in hybrid(assistant, rerank_weight=3.0, late_weight=0.0).search(TALKS, 20)}
     hits = hybrid(assistant, rerank_weight=3.0, late_weight=5.0).search(TALKS, 5)
     q_tokens = assistant.encode_query.tokens(TALKS)
+    late = {h.row: max_sim(q_tokens, similarities=assistant.store.token_similarities(h.row, q_tokens)[0]) for h in hits}
     for h in hits:
-        tokens, _ = assistant.store.chunk_token_vectors(h.row)
-        assert h.score == pytest.approx(without[h.row] + 5.0 * max_sim(q_tokens, tokens), abs=1e-5)
+        assert h.score == pytest.approx(without[h.row] + 5.0 * late[h.row], abs=1e-5)
     assert hits[0].chunk.doc_id == TALKS_DOC
     # A question about the talks matches the talks' passage token by token better than an unrelated passage.
     other = next(h for h in assistant.hybrid.search(ELSEWHERE, 20) if h.chunk.doc_id != TALKS_DOC)
-    assert max_sim(q_tokens, assistant.store.chunk_token_vectors(hits[0].row)[0]) > \
-        max_sim(q_tokens, assistant.store.chunk_token_vectors(other.row)[0])
+    assert late[hits[0].row] > max_sim(q_tokens, similarities=assistant.store.token_similarities(other.row, q_tokens)[0])
 
 
 def test_stored_token_spans_point_into_their_chunk_or_the_title(assistant):
     store = assistant.store
     for row, chunk in store.all_chunks():
-        tokens, spans = store.chunk_token_vectors(row)
+        tokens, spans = store.stored_token_vectors(row)
         title = spans[:, 0] < 0
         assert len(tokens) == len(spans) > 0 and (spans[title] == -1).all()
         inside = spans[~title]
@@ -160,9 +159,10 @@ def test_answer_sentences_add_late_interaction_over_their_own_tokens(assistant):
     q_tokens = assistant.encode_query.tokens(TALKS)
     scored = late.score_sentences(TALKS, q, hits)
     for s in scored:
-        tokens, spans = assistant.store.chunk_token_vectors(s.hit.row)
-        own = tokens[(spans[:, 1] > s.span.start) & (spans[:, 0] < s.span.end)]  # never the title's (-1, -1)
-        assert s.score == pytest.approx(before[(s.hit.row, s.span)] + 0.5 * max_sim(q_tokens, own), abs=1e-5)
+        sims, spans = assistant.store.token_similarities(s.hit.row, q_tokens)
+        own = sims[:, (spans[:, 1] > s.span.start) & (spans[:, 0] < s.span.end)]  # never the title's (-1, -1)
+        assert s.score == pytest.approx(before[(s.hit.row, s.span)] + 0.5 * max_sim(q_tokens, similarities=own),
+                                        abs=1e-5)
     assert "الأحد" in assistant.store.document(scored[0].hit.chunk.doc_id).text[scored[0].span.start:scored[0].span.end]
 
 

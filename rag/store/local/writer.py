@@ -24,12 +24,13 @@ def segment_name(generation: int) -> str:
     return f"s{generation:06d}-{uuid.uuid4().hex[:8]}"
 
 
-def start_index(index_dir: Path, settings: Manifest) -> Manifest:
-    """The manifest of a new, empty index with `settings` (not yet committed): writes the codec's parameters."""
+def start_index(index_dir: Path, settings: Manifest, codec=None) -> Manifest:
+    """The manifest of a new, empty index with `settings` (not yet committed): writes the parameters of `codec`
+    (a trained one: rag/store/tokens/training.py; by default the untrained codec the settings name)."""
     base = read_manifest(index_dir)
     generation = base.generation + 1 if base else 1
     codec_dir, codec_files = "", {}
-    codec = load_codec(settings.token_codec)
+    codec = codec or load_codec(settings.token_codec)
     directory = index_dir / f"codec-{generation}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)

@@ -15,7 +15,8 @@ import numpy as np
 
 class TokenCodec(Protocol):
     name: str  # recorded in the index's manifest
-    width: int  # bytes per token on disk
+    width: int  # bytes per token on disk (0: the index's dimension)
+    dtype: type  # of the codes
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
         """Unit token vectors (t, d) float32 -> their codes (t, width), as stored."""
@@ -29,9 +30,12 @@ class TokenCodec(Protocol):
 
 def load_codec(name: str, directory: Path | None = None) -> TokenCodec:
     """The codec `name`, with the parameters saved in `directory` (codecs without trained parameters ignore it)."""
+    from rag.errors import IndexIncompatible
     from rag.store.tokens.int8 import Int8Codec
+    from rag.store.tokens.pq import PQCodec
 
-    codecs = {Int8Codec.name: Int8Codec}
+    codecs = {c.name: c for c in (Int8Codec, PQCodec)}
     if name not in codecs:
-        raise ValueError(f"unknown token codec {name!r} (known: {', '.join(sorted(codecs))})")
+        raise IndexIncompatible(f"unknown token codec {name!r} (this version knows {', '.join(sorted(codecs))}); "
+                                "an index written by a newer version needs that version, or `rag index --rebuild`")
     return codecs[name].load(directory)

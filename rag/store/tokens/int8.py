@@ -10,6 +10,7 @@ import numpy as np
 
 class Int8Codec:
     name = "int8"
+    dtype = np.int8
 
     def __init__(self, dimension: int | None = None):
         self.dimension = dimension
