@@ -19,7 +19,7 @@ def real_vectors(bundled_index):
     from rag.store import IndexStore
 
     store = IndexStore.open(bundled_index.index_dir)
-    sentences = np.asarray(store.sentence_vectors, np.float32)
+    sentences = np.vstack([store.chunk_sentence_vectors(row) for row in store.live_rows()])
     vectors = np.vstack([store.vectors(), sentences / np.linalg.norm(sentences, axis=1, keepdims=True)])
     store.close()
     return vectors.astype(np.float32)
