@@ -89,6 +89,28 @@ full run of this script was not possible before the deadline):
     name coverage features: 92.1% / 43.8%. The English features separate answerable from unanswerable far less
     well than the Arabic ones; not solved here.
 
+Seventh round (issue 17, the English abstention; the row "+short answer" of this script, every dev question,
+with the old model's English figures from a scratch harness over the same features, which gives the new
+model's figures exactly):
+  - the cross-language model (kept) is fitted on the English questions themselves (fit_cross_language), over
+    late_top (the best late interaction over the passages read) and coverage (the question's terms and names
+    in the best sentence), its bias set to answer the English questions as often as the same-language model
+    answers the same items in Arabic (87.5%). English answered / refused / c@400: 0.901 / 0.516 / 0.447 with the
+    shifted Arabic model -> 0.872 / 0.628 / 0.421. Held out: 5-fold 0.868 / 0.625; fitted on ARCD's English
+    questions, MLQA's 0.750 / 0.846; fitted on MLQA's, ARCD's 0.945 / 0.455 (MLQA's questions were written in
+    English, ARCD's translated, and their scores sit apart). "Who commands Iran's Quds Force?" on the bundled
+    articles: confidence 0.28 -> 0.60, answered.
+  - features tried for it (English AUC, answerable vs the other set's corpus; 5-fold refused at 87.5% answered
+    / answered at 72% refused): late_top 0.856 (0.632 / 0.809 alone), dense_top 0.828, late 0.825, cos 0.809,
+    coverage 0.619, BM25 0.52; the top passage's lead over the rest of the dense top 50 / late top 20 0.748 /
+    0.787; z-scores 0.66-0.70; order statistics of the question tokens' best cosines 0.76-0.84. Every
+    combination stays within 0.60-0.66 refused at 87.5% answered (the old shifted model: 0.599): refusing 72%
+    of the English negatives costs answering only ~81% of the English questions. The dense mean over the top
+    50 (0.735) falls to 0.557 against the pooled corpus without the gold article: it learns the corpus.
+  - the short answer's SpanConfig tuned per question type (coordinate search) on one set's Arabic questions:
+    tuned on ARCD, MLQA F1 0.186 -> 0.184; tuned on MLQA, ARCD 0.290 -> 0.276 (best sentence, every question
+    answered). Dropped.
+
 Levers tried and dropped (pooled figures on this dev set, on top of score fusion unless said; measured with a
 scratch harness over the same indexes, so they may differ from the table's rows by about 0.001):
   - BM25 k1/b: (1.2, 0.75) R@1 +0.002, (0.9, 0.4) -0.011, (1.2, 0.5) -0.008, (2.0, 0.75) -0.003,
@@ -279,7 +301,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import CONFIDENCE_FEATURES, CONFIDENCE_MODELS, AnswerConfig, ExtractiveAnswerer  # noqa: E402
+from rag.answer import (CONFIDENCE_FEATURES, CONFIDENCE_MODELS, CROSS_LANGUAGE_FEATURES, AnswerConfig,  # noqa: E402
+                        ExtractiveAnswerer)
 from rag.arabic import STOPWORDS, answer_contains, normalize  # noqa: E402
 from rag.chain import Assistant, build_index  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
@@ -390,7 +413,7 @@ def _rank_of(hits, gold: str | None) -> int | None:
 def run_questions(assistant: Assistant, hybrid: HybridRetriever, answerer: ExtractiveAnswerer,
                   questions: list[EvalQuestion], k: int, with_features: bool = True) -> dict:
     """Per question: gold rank in the top 10, the answer (from the top k), and the confidence features."""
-    out = {"ranks": [], "contained": [], "sentences": [], "abstained": [], "features": [], "seconds": 0.0,
+    out = {"ranks": [], "contained": [], "sentences": [], "abstained": [], "features": [], "cross": [], "seconds": 0.0,
            "answer_at": [], "chars": [], "em": [], "f1": [], "short": []}
     for q in questions:
         assistant.encode_query(q.question)  # cached: latency below is retrieval + answer
@@ -412,10 +435,12 @@ def run_questions(assistant: Assistant, hybrid: HybridRetriever, answerer: Extra
         out["f1"].append(token_f1(short, q.answers))
         if not with_features:
             out["features"].append([])
+            out["cross"].append([])
             continue
         scored = answerer.score_sentences(q.question, assistant.encode_query(q.question), hits[:k])
-        f = answerer.features(q.question, scored[0], hits[:k]) if scored else {n: 0.0 for n in CONFIDENCE_FEATURES}
-        out["features"].append([f[n] for n in CONFIDENCE_FEATURES])
+        f = answerer.features(q.question, scored[0], hits[:k]) if scored else {}
+        out["features"].append([f.get(n, 0.0) for n in CONFIDENCE_FEATURES])
+        out["cross"].append([f.get(n, 0.0) for n in CROSS_LANGUAGE_FEATURES])
     return out
 
 
@@ -501,7 +526,8 @@ def merge(parts: list[dict]) -> dict:
 
 
 # ---- the abstention model -----------------------------------------------------------------------------------
-def fit_confidence(pos: np.ndarray, neg: np.ndarray, columns: list[int]) -> dict[str, float]:
+def fit_confidence(pos: np.ndarray, neg: np.ndarray, columns: list[int],
+                   names: tuple[str, ...] = CONFIDENCE_FEATURES) -> dict[str, float]:
     """Logistic regression of answerable (1) vs unanswerable (0) on standardised features, returned in raw units
     (sklearn comes with sentence-transformers)."""
     from sklearn.linear_model import LogisticRegression
@@ -512,12 +538,43 @@ def fit_confidence(pos: np.ndarray, neg: np.ndarray, columns: list[int]) -> dict
     model = LogisticRegression(C=1.0, max_iter=5000).fit((x - mu) / sd, y)
     w = model.coef_[0] / sd
     return {"bias": round(float(model.intercept_[0] - (w * mu).sum()), 3),
-            **{CONFIDENCE_FEATURES[c]: round(float(v), 3) for c, v in zip(columns, w)}}
+            **{names[c]: round(float(v), 3) for c, v in zip(columns, w)}}
 
 
-def probabilities(x: np.ndarray, weights: dict[str, float]) -> np.ndarray:
-    z = weights.get("bias", 0.0) + sum(weights.get(n, 0.0) * x[:, i] for i, n in enumerate(CONFIDENCE_FEATURES))
+def probabilities(x: np.ndarray, weights: dict[str, float], names: tuple[str, ...] = CONFIDENCE_FEATURES) -> np.ndarray:
+    z = weights.get("bias", 0.0) + sum(weights.get(n, 0.0) * x[:, i] for i, n in enumerate(names))
     return 1 / (1 + np.exp(-np.clip(z, -50, 50)))
+
+
+def fit_cross_language(pos: dict[str, np.ndarray], neg: dict[str, np.ndarray], answered: float) -> dict:
+    """The cross-language model (rag/answer.py): a logistic fit of the English questions' CROSS_LANGUAGE_FEATURES
+    (answerable over the pooled corpus vs asked of the other set's corpus), its bias then moved so that a share
+    `answered` of the answerable ones is answered (the rate of the same questions asked in Arabic). Reported
+    held out: fitted on one set's English questions (bias set on them), scored on the other's; and 5-fold."""
+    columns = list(range(len(CROSS_LANGUAGE_FEATURES)))
+
+    def fitted(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
+        w = fit_confidence(p, q, columns, CROSS_LANGUAGE_FEATURES)
+        z = w["bias"] + sum(w[n] * p[:, i] for i, n in enumerate(CROSS_LANGUAGE_FEATURES))
+        return {**w, "bias": round(w["bias"] - float(np.quantile(z, 1 - answered)), 3)}
+
+    def rates(w: dict, p: np.ndarray, q: np.ndarray) -> dict:
+        return {"answered": round(float((probabilities(p, w, CROSS_LANGUAGE_FEATURES) >= 0.5).mean()), 4),
+                "refused": round(float((probabilities(q, w, CROSS_LANGUAGE_FEATURES) < 0.5).mean()), 4)}
+
+    every_p, every_n = np.vstack(list(pos.values())), np.vstack(list(neg.values()))
+    report = {"fitted": fitted(every_p, every_n), "answered_target": round(answered, 4)}
+    report["in_sample"] = rates(report["fitted"], every_p, every_n)
+    for test, train in (("mlqa", "arcd"), ("arcd", "mlqa")):
+        report[f"{train}->{test}"] = rates(fitted(pos[train], neg[train]), pos[test], neg[test])
+    fold = np.arange(len(every_p)) % 5  # positives and negatives are the same questions, in the same order
+    p_pos, p_neg = np.zeros(len(every_p)), np.zeros(len(every_n))
+    for f in range(5):
+        w = fitted(every_p[fold != f], every_n[fold != f])
+        p_pos[fold == f] = probabilities(every_p[fold == f], w, CROSS_LANGUAGE_FEATURES)
+        p_neg[fold == f] = probabilities(every_n[fold == f], w, CROSS_LANGUAGE_FEATURES)
+    report["5-fold"] = {"answered": round(float((p_pos >= 0.5).mean()), 4), "refused": round(float((p_neg < 0.5).mean()), 4)}
+    return report
 
 
 def cross_validated(pos: np.ndarray, neg: np.ndarray, threshold: float, folds: int = 5) -> dict:
@@ -715,6 +772,20 @@ def main() -> None:
                 neg_x += run_questions(w_assistant, wh, wa, qs, k)["features"]
             neg_x = np.array(neg_x)
             fitted = fit_confidence(pos_x, neg_x, list(range(len(CONFIDENCE_FEATURES))))
+            # The cross-language model, on the English questions, answering them as often as the same-language
+            # model answers the same questions in Arabic.
+            in_english = np.array([q.id in english_ids for qs in questions.values() for q in qs])
+            answered_ar = float((probabilities(pos_x[in_english], fitted) >= row.answer.abstain_threshold).mean())
+            en_pos, en_neg = {}, {}
+            for n, qs in english.items():
+                en_pos[n] = np.array(run_questions(a, hybrid, plain_answerer, qs, k)["cross"])
+                wh, wa = configure(negatives[n], row, None)
+                wa.config = replace(row.answer, abstain_threshold=0)
+                en_neg[n] = np.array(run_questions(negatives[n], wh, wa, qs, k)["cross"])
+            cross = fit_cross_language(en_pos, en_neg, answered_ar)
+            report["cross_language"] = {**cross, "shipped": CONFIDENCE_MODELS["cross_language"],
+                                        "shipped_equals_fitted": cross["fitted"] == CONFIDENCE_MODELS["cross_language"]}
+            CONFIDENCE_MODELS["cross_language"] = cross["fitted"]
             report["abstention"] = {
                 "fitted": fitted, "shipped": CONFIDENCE_MODELS["same_language"],
                 "shipped_equals_fitted": fitted == CONFIDENCE_MODELS["same_language"],
@@ -789,6 +860,13 @@ def main() -> None:
               + ", ".join(f"{n} {wg[n]['answered_and_contained']:.3f}" for n in ("arcd", "mlqa", "pooled")))
         for t, m in ab["thresholds"].items():
             print(f"  threshold {t}: answered {m['answered']:.3f}, refused {m['refused']:.3f}, containment {m['containment']:.3f}")
+    cl = report.get("cross_language")
+    if cl:
+        print(f"cross-language model fitted on the English questions: {json.dumps(cl['fitted'])} (bias set to answer "
+              f"{cl['answered_target']:.3f}, the same questions' rate in Arabic); same as rag/answer.py: "
+              f"{cl['shipped_equals_fitted']}")
+        print("  answered / refused: " + ", ".join(f"{key} {cl[key]['answered']:.3f} / {cl[key]['refused']:.3f}"
+                                                  for key in ("in_sample", "arcd->mlqa", "mlqa->arcd", "5-fold")))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.answer import CONFIDENCE_FEATURES, AnswerConfig, ExtractiveAnswerer
+from rag.answer import CONFIDENCE_FEATURES, CROSS_LANGUAGE_FEATURES, AnswerConfig, ExtractiveAnswerer
 from rag.arabic import tokenize
 from rag.retrieval import HybridRetriever, idf, max_sim
 
@@ -58,7 +58,12 @@ def test_confidence_features_come_from_the_best_sentence_and_the_passages(assist
     hits = assistant.hybrid.search(TALKS, 5)
     best = answerer.score_sentences(TALKS, assistant.encode_query(TALKS), hits)[0]
     f = answerer.features(TALKS, best, hits)
-    assert tuple(f) == CONFIDENCE_FEATURES
+    assert tuple(f) == (*CONFIDENCE_FEATURES, "late_top")
+    assert set(CROSS_LANGUAGE_FEATURES) <= set(f)
+    assert f["late_top"] == 0.0  # this answerer has no question token vectors
+    late = assistant.extractive.features(TALKS, best, hits)["late_top"]
+    q = assistant.encode_query.tokens(TALKS)
+    assert late == pytest.approx(max(max_sim(q, assistant.store.chunk_token_vectors(h.row)[0]) for h in hits))
     assert 0 < f["coverage"] <= f["passage_coverage"] <= 1
     dense = sorted((h.scores["dense"] for h in hits if "dense" in h.scores), reverse=True)
     assert f["dense_top"] == pytest.approx(dense[0]) and f["dense_margin"] == pytest.approx(dense[0] - dense[1])
