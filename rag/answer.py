@@ -162,10 +162,10 @@ class ExtractiveAnswerer:
     def late_top(self, question: str, hits: list[Hit]) -> float:
         """The best late interaction (rag.retrieval.max_sim) of the question's tokens over the passages read; 0
         without token vectors."""
-        if self.query_tokens is None or self.store.tokens is None or not hits:
+        if self.query_tokens is None or not self.store.has_tokens or not hits:
             return 0.0
         q = self.query_tokens(question)
-        return max(max_sim(q, self.store.chunk_token_vectors(h.row)[0]) for h in hits)
+        return max(max_sim(q, similarities=self.store.token_similarities(h.row, q)[0]) for h in hits)
 
     def confidence(self, question: str, best: ScoredSentence, hits: list[Hit], question_language: str) -> float:
         """Probability that the answer is in what was retrieved (see CONFIDENCE_MODELS)."""
