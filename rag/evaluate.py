@@ -92,7 +92,10 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
                  "".join(sorted(str(f) for f in p.rglob("*"))).encode())
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
+        from rag.onnx_export import EXPORT_FORMAT
+
         h.update(runtime.encode())
+        h.update(f"onnx-export-{EXPORT_FORMAT}".encode())  # another export recipe computes other vectors
     return settings.cache_dir / "eval" / h.hexdigest()[:16]
 
 

@@ -33,7 +33,7 @@ from rag.model_builder import _lock, _sha256, read_manifest, rebuild_hint
 
 ONNX_DIR = "onnx"
 ONNX_MANIFEST = "rag-onnx.json"
-_FORMAT = 2  # 2: fused graphs, int8 with reduce_range
+EXPORT_FORMAT = 2  # 2: fused graphs, int8 with reduce_range (their vectors differ from 1's: eval caches key on it)
 OPSET = 17
 # Texts the export is checked on: Arabic and English questions and passages, short and past the 512-token limit.
 CHECK_TEXTS = [
@@ -78,7 +78,7 @@ def onnx_manifest(model_dir: Path) -> dict | None:
 
 def export_is_current(model_dir: Path) -> bool:
     m, source = onnx_manifest(model_dir), _source_key(model_dir)
-    return bool(m) and m.get("format") == _FORMAT and source is not None and m.get("source") == source
+    return bool(m) and m.get("format") == EXPORT_FORMAT and source is not None and m.get("source") == source
 
 
 def has_file(model_dir: Path, name: str) -> bool:
@@ -92,7 +92,7 @@ def verified_onnx(model_dir: Path, name: str) -> Path:
     model_dir = Path(model_dir)
     m = onnx_manifest(model_dir)
     hint = f"run `rag model build` to export it, or {rebuild_hint(model_dir)}"
-    if not m or m.get("format") != _FORMAT:
+    if not m or m.get("format") != EXPORT_FORMAT:
         raise ModelUnavailable(f"no ONNX export in {model_dir / ONNX_DIR}: {hint}")
     if m.get("source") != _source_key(model_dir):
         raise ModelUnavailable(f"the ONNX export in {model_dir / ONNX_DIR} is of another model build: {hint}")
@@ -318,7 +318,7 @@ def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
         files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
     versions = {d: metadata.version(d) for d in ("torch", "onnx", "onnxruntime")}
     (tmp / ONNX_MANIFEST).write_text(json.dumps({
-        "format": _FORMAT, "source": _source_key(model_dir), "opset": OPSET, "versions": versions,
+        "format": EXPORT_FORMAT, "source": _source_key(model_dir), "opset": OPSET, "versions": versions,
         "inputs": ["input_ids", "attention_mask"], "output": "token_embeddings", "drift_against_torch": drift,
         "files": files}, indent=2) + "\n", encoding="utf-8")  # fmt: skip
     (tmp / ONNX_MANIFEST).chmod(0o644)
