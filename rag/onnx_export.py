@@ -3,9 +3,11 @@ find a verified export cheaply at start-up.
 
 Layout, inside the model directory (rag/model_builder.py)::
 
-    onnx/model.onnx        the graph: input_ids, attention_mask -> token_embeddings (last hidden states);
+    onnx/model.onnx        the graph: input_ids, attention_mask -> token_embeddings (last hidden states), with
+                           ONNX Runtime's transformer fusions (Attention, SkipLayerNormalization, BiasGelu);
                            the word embeddings stay float16 as built (they are float16 values), cast after lookup
-    onnx/model_int8.onnx   onnxruntime.quantization.quantize_dynamic, int8 weights per output channel
+    onnx/model_int8.onnx   onnxruntime.quantization.quantize_dynamic of the fused graph, int8 weights per output
+                           channel in 7 bits (reduce_range)
     onnx/tokenizer.json    the tokenizer exactly as transformers runs it for the torch model (transformers 5
                            rebuilds the file's pipeline: the same ids, but offsets without the leading space)
     onnx/vocab.txt, vocab_scores.npy, tokenizer_skeleton.json
@@ -31,7 +33,7 @@ from rag.model_builder import _lock, _sha256, read_manifest, rebuild_hint
 
 ONNX_DIR = "onnx"
 ONNX_MANIFEST = "rag-onnx.json"
-_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: fused graphs, int8 with reduce_range (their vectors differ from 1's: eval caches key on it)
 OPSET = 17
 # Texts the export is checked on: Arabic and English questions and passages, short and past the 512-token limit.
 CHECK_TEXTS = [
@@ -76,7 +78,7 @@ def onnx_manifest(model_dir: Path) -> dict | None:
 
 def export_is_current(model_dir: Path) -> bool:
     m, source = onnx_manifest(model_dir), _source_key(model_dir)
-    return bool(m) and m.get("format") == _FORMAT and source is not None and m.get("source") == source
+    return bool(m) and m.get("format") == EXPORT_FORMAT and source is not None and m.get("source") == source
 
 
 def has_file(model_dir: Path, name: str) -> bool:
@@ -90,7 +92,7 @@ def verified_onnx(model_dir: Path, name: str) -> Path:
     model_dir = Path(model_dir)
     m = onnx_manifest(model_dir)
     hint = f"run `rag model build` to export it, or {rebuild_hint(model_dir)}"
-    if not m or m.get("format") != _FORMAT:
+    if not m or m.get("format") != EXPORT_FORMAT:
         raise ModelUnavailable(f"no ONNX export in {model_dir / ONNX_DIR}: {hint}")
     if m.get("source") != _source_key(model_dir):
         raise ModelUnavailable(f"the ONNX export in {model_dir / ONNX_DIR} is of another model build: {hint}")
@@ -120,7 +122,9 @@ def _export_locked(model_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.build-", dir=model_dir))
     old = model_dir / f".{ONNX_DIR}.old-{os.getpid()}"
     try:
-        _export_graph(model_dir, tmp / "float32.onnx")
+        _export_graph(model_dir, tmp / "exported.onnx")
+        _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
+        (tmp / "exported.onnx").unlink()
         _write_tokenizer(model_dir, tmp / "tokenizer.json")
         _quantize(tmp / "float32.onnx", tmp / "model_int8.onnx")  # quantises the lookup table too: from float32
         _float16_word_embeddings(tmp / "float32.onnx", tmp / "model.onnx")
@@ -173,6 +177,34 @@ def _export_graph(model_dir: Path, out: Path) -> None:
     onnx.checker.check_model(str(out))
 
 
+def _fuse(src: Path, out: Path, model_dir: Path) -> None:
+    """ONNX Runtime's transformer optimizer: each layer's attention becomes one Attention node, each residual +
+    LayerNorm a SkipLayerNormalization, each bias + GELU a BiasGelu. The same arithmetic in fewer, fused kernels:
+    forward passes 1.1-1.45x faster here on 2 cores, vectors unchanged (the export check). The embeddings'
+    LayerNorm is left unfused (EmbedLayerNormalization would need the word embeddings float32)."""
+    import logging
+
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        fused = optimize_model(str(src), model_type="bert", num_heads=config["num_attention_heads"],
+                               hidden_size=config["hidden_size"], opt_level=0, optimization_options=options)
+    finally:
+        quiet.setLevel(level)
+    counts = fused.get_fused_operator_statistics()
+    layers = config["num_hidden_layers"]
+    if counts.get("Attention") != layers or counts.get("SkipLayerNormalization") != 2 * layers:
+        raise ModelUnavailable(f"cannot export the model: the transformer fusions did not apply ({counts})")
+    fused.save_model_to_file(str(out))
+
+
 def _write_tokenizer(model_dir: Path, out: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -213,10 +245,14 @@ def _float16_word_embeddings(src: Path, out: Path) -> None:
 
 
 def _quantize(src: Path, out: Path) -> None:
-    """Dynamic int8 quantisation, one scale per output channel: per tensor drifted 3x further from torch
-    (mean pooled cosine 0.984 against 0.9945)."""
+    """Dynamic int8 quantisation of the fused graph (its Attention nodes become QAttention), one scale per output
+    channel: per tensor drifted 3x further from torch (mean pooled cosine 0.984 against 0.9945). The weights in 7
+    bits (reduce_range): on a CPU without VNNI (AVX2 only) ONNX Runtime multiplies uint8 by int8 with 16-bit
+    pairwise sums that saturate at 8 bits; with 7 the worst token-state cosine to torch rose from 0.90 to 0.95
+    over the 488 chunks of 400 ARCD paragraphs, at the same speed."""
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Its "consider pre-processing" advice is meant for CNNs; and it leaves the root logger at DEBUG, which would
@@ -225,7 +261,9 @@ def _quantize(src: Path, out: Path) -> None:
     level, handlers = root.level, list(root.handlers)
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True)
+        # The fused nodes are of the com.microsoft domain, which shape inference does not type: say float.
+        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
@@ -280,7 +318,7 @@ def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
         files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
     versions = {d: metadata.version(d) for d in ("torch", "onnx", "onnxruntime")}
     (tmp / ONNX_MANIFEST).write_text(json.dumps({
-        "format": _FORMAT, "source": _source_key(model_dir), "opset": OPSET, "versions": versions,
+        "format": EXPORT_FORMAT, "source": _source_key(model_dir), "opset": OPSET, "versions": versions,
         "inputs": ["input_ids", "attention_mask"], "output": "token_embeddings", "drift_against_torch": drift,
         "files": files}, indent=2) + "\n", encoding="utf-8")  # fmt: skip
     (tmp / ONNX_MANIFEST).chmod(0o644)

@@ -103,6 +103,18 @@ def test_export_is_recorded_with_its_drift(model_dir: Path) -> None:
         assert (model_dir / "onnx" / name).stat().st_mode & 0o777 == 0o644
 
 
+def test_the_export_runs_fused_transformer_kernels(model_dir: Path) -> None:
+    """Each layer's attention one Attention node (QAttention in the int8 copy), its residual + LayerNorm one
+    SkipLayerNormalization, its bias + GELU one BiasGelu: ONNX Runtime's transformer fusions took."""
+    import collections
+
+    import onnx
+
+    for name, attention in (("model.onnx", "Attention"), ("model_int8.onnx", "QAttention")):
+        ops = collections.Counter(n.op_type for n in onnx.load(str(model_dir / "onnx" / name)).graph.node)
+        assert (ops[attention], ops["SkipLayerNormalization"], ops["BiasGelu"]) == (12, 24, 12), (name, ops)
+
+
 def test_export_check_refuses_a_graph_that_drifts(model_dir: Path, tmp_path: Path) -> None:
     """A graph with one layer's feed-forward weights perturbed by noise of 10% of their spread (what a lossy
     conversion does to a little of the model) must be refused; the real one passes the same check."""
