@@ -4,13 +4,14 @@ checksummed, an index written with the default codec, and refusals."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag.errors import IndexIncompatible
 from rag.retrieval import max_sim
-from rag.store import IndexStore, current_version
+from rag.store import IndexStore
 from rag.store.tokens import load_codec
 from rag.store.tokens.int8 import Int8Codec
 from rag.store.tokens.pq import PQCodec
@@ -98,13 +99,22 @@ def test_pq_parameters_are_saved_loaded_and_checksummed(embedder, real_tokens, t
         load_codec("pq", tmp_path / "nowhere")
 
 
+def _token_files(store) -> list[Path]:
+    """The token codes of every live segment of a (segmented) index."""
+    return [store.path / "segments" / seg["name"] / "tokens.npy" for seg in store.manifest.segments]
+
+
+def _codec_dir(store) -> Path:
+    return store.path / store.manifest.codec_dir
+
+
 def test_an_unknown_codec_is_refused_with_a_message(bundled_index, tmp_path, cli):
     import shutil
 
     with pytest.raises(IndexIncompatible, match="unknown token codec 'zstd'.*knows int8, pq"):
         load_codec("zstd")
     shutil.copytree(bundled_index.index_dir, tmp_path / "index")
-    manifest = current_version(tmp_path / "index") / "manifest.json"
+    manifest = tmp_path / "index" / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "token_codec": "zstd"}))
     result = cli("search", "العراق", "--index-dir", tmp_path / "index")
     assert result.exit_code == 1 and "unknown token codec 'zstd'" in result.output
@@ -116,14 +126,16 @@ def test_the_default_index_keeps_pq_codes_and_answers_as_int8_does(bundled_index
     from rag.config import BUNDLED_ARTICLES
 
     pq = IndexStore.open(bundled_index.index_dir)
-    assert pq.manifest.token_codec == "pq" and (pq.path / "codec" / "pq.npy").is_file()
-    codes = np.load(pq.path / "tokens.npy", mmap_mode="r")
-    assert codes.dtype == np.uint8 and codes.shape[1] == 48
+    assert pq.manifest.token_codec == "pq" and (_codec_dir(pq) / "pq.npy").is_file()
+    codes = [np.load(f, mmap_mode="r") for f in _token_files(pq)]
+    assert codes and all(c.dtype == np.uint8 and c.shape[1] == 48 for c in codes)
     int8_settings = bundled_index.model_copy(update={"index_dir": tmp_path / "int8", "token_codec": "int8"})
     build_index([BUNDLED_ARTICLES], int8_settings, embedder)
     int8 = IndexStore.open(int8_settings.index_dir)
-    assert int8.manifest.token_codec == "int8" and np.load(int8.path / "tokens.npy", mmap_mode="r").dtype == np.int8
-    assert (int8.path / "tokens.npy").stat().st_size > 7 * (pq.path / "tokens.npy").stat().st_size
+    assert int8.manifest.token_codec == "int8"
+    assert all(np.load(f, mmap_mode="r").dtype == np.int8 for f in _token_files(int8))
+    size = lambda store: sum(f.stat().st_size for f in _token_files(store))  # noqa: E731
+    assert size(int8) > 7 * size(pq)
     with_pq, with_int8 = Assistant(bundled_index, embedder=embedder), Assistant(int8_settings, embedder=embedder)
     for q in QUESTIONS:
         a, b = with_pq.ask(q), with_int8.ask(q)
@@ -141,7 +153,7 @@ def test_an_int8_index_is_read_and_transcoded_by_the_next_change(bundled_index, 
 
     old = bundled_index.model_copy(update={"index_dir": tmp_path / "index", "token_codec": "int8"})
     build_index([BUNDLED_ARTICLES], old, embedder)
-    manifest = current_version(old.index_dir) / "manifest.json"
+    manifest = old.index_dir / "manifest.json"
     fields = json.loads(manifest.read_text())
     del fields["token_codec"]
     manifest.write_text(json.dumps(fields))
@@ -156,6 +168,7 @@ def test_an_int8_index_is_read_and_transcoded_by_the_next_change(bundled_index, 
     report = build_index([BUNDLED_ARTICLES, extra], new, embedder)
     assert report.chunks_embedded == 1  # only the new article was embedded
     store = IndexStore.open(new.index_dir)
-    assert store.manifest.token_codec == "pq" and np.load(store.path / "tokens.npy", mmap_mode="r").shape[1] == 48
+    assert store.manifest.token_codec == "pq"
+    assert all(np.load(f, mmap_mode="r").shape[1] == 48 for f in _token_files(store))
     after = Assistant(new, embedder=embedder).ask(QUESTIONS[0])
     assert [c.id for c in after.citations] == [c.id for c in before.citations]

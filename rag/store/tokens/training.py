@@ -47,7 +47,12 @@ def training_tokens(embedder) -> np.ndarray:
 def _key(name: str, embedder) -> str:
     from rag.config import BUNDLED_ARTICLES
 
-    h = hashlib.sha256(repr((TRAINING_VERSION, name, embedder.model_id, embedder.runtime_name)).encode())
+    export = ""
+    if embedder.runtime_name != "torch":  # another export recipe rounds the token vectors, so k-means moves
+        from rag.onnx_export import EXPORT_FORMAT
+
+        export = f"onnx-export-{EXPORT_FORMAT}"
+    h = hashlib.sha256(repr((TRAINING_VERSION, name, embedder.model_id, embedder.runtime_name, export)).encode())
     for p in sorted(BUNDLED_ARTICLES.glob("*")):
         h.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:16]
