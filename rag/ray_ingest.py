@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import socket
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -96,7 +97,8 @@ class RayIngest:
         settings = self.settings.model_dump(mode="json")
         codec_name = codec.name if codec is not None else "int8"
         dataset = from_items(items).map_batches(
-            _EmbedActor, fn_constructor_kwargs={"settings": settings, "codec": codec_name}, batch_size=1,
+            _EmbedActor, fn_constructor_kwargs={"settings": settings, "codec": codec_name,
+                                                "parameters": _codec_files(codec)}, batch_size=1,
             compute=ActorPoolStrategy(size=min(self.workers, len(groups))), num_cpus=1)
         results: dict[int, tuple[list[Chunk], ChunkEmbeddings]] = {}
         for batch in dataset.iter_batches(batch_size=1, batch_format="numpy"):
@@ -111,14 +113,17 @@ class RayIngest:
 class _EmbedActor:
     """One model per actor; each call chunks and embeds a group of documents with `embed_documents`."""
 
-    def __init__(self, settings: dict, codec: str):
+    def __init__(self, settings: dict, codec: str, parameters: dict[str, bytes]):
         from rag.chain import index_spec
         from rag.embeddings import Embedder
         from rag.store.tokens import load_codec
 
         s = Settings(**settings)
         self.spec = index_spec(s, Embedder(s))
-        self.codec = load_codec(codec)
+        with tempfile.TemporaryDirectory() as where:  # the index's own codec parameters, as the driver sent them
+            for name, data in parameters.items():
+                (Path(where) / name).write_bytes(data)
+            self.codec = load_codec(codec, Path(where) if parameters else None)
 
     def __call__(self, batch: dict) -> dict:
         from rag.indexer import embed_documents
@@ -146,6 +151,15 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
 
 
 # -- what crosses between Ray workers: JSON and .npz, never pickle of our own types ------------------------
+def _codec_files(codec) -> dict[str, bytes]:
+    """The files a codec saves its trained parameters to (none for int8), so every actor codes as the index does."""
+    if codec is None:
+        return {}
+    with tempfile.TemporaryDirectory() as where:
+        codec.save(Path(where))
+        return {f.name: f.read_bytes() for f in Path(where).iterdir() if f.is_file()}
+
+
 def _load_encoded(path: str) -> str:
     docs, skipped = load_file(Path(path))
     return json.dumps({"documents": [[asdict(d), line] for d, line in docs],

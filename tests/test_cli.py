@@ -215,6 +215,15 @@ def index_written_by_an_older_version(cli, tmp_path, **manifest_fields) -> tuple
     return corpus, index_dir, first
 
 
+@pytest.fixture
+def int8_codes(monkeypatch):
+    """The format before segments held int8 token vectors: these tests index with the int8 codec, so the index
+    written in that format and the one it is migrated to hold the same codes (pq re-coding: test_token_codecs)."""
+    from rag.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "token_codec", "int8")
+
+
 def index_of_the_format_before_segments(cli, tmp_path, tokens: bool = True) -> tuple[Path, Path, dict]:
     """The bundled articles indexed, then written again as the version before segments would have (one version
     directory + CURRENT, bm25s), from the same stored vectors: (corpus, legacy index dir, first report)."""
@@ -249,7 +258,7 @@ def index_of_the_format_before_segments(cli, tmp_path, tokens: bool = True) -> t
 QUESTION = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 
 
-def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path):
+def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tmp_path, int8_codes):
     corpus, index_dir, first = index_of_the_format_before_segments(cli, tmp_path, tokens=False)
     # Reading it is refused with what to do ...
     refused = cli("ask", QUESTION, "--json", "--index-dir", index_dir)
@@ -269,7 +278,7 @@ def test_an_index_from_before_token_vectors_is_refused_until_re_embedded(cli, tm
     assert not answer["abstained"] and "الأحد" in " ".join(c["quote"] for c in answer["citations"])
 
 
-def test_an_index_of_the_format_before_segments_is_migrated_without_re_embedding(cli, tmp_path):
+def test_an_index_of_the_format_before_segments_is_migrated_without_re_embedding(cli, tmp_path, int8_codes):
     corpus, index_dir, first = index_of_the_format_before_segments(cli, tmp_path)
     refused = cli("search", QUESTION, "--index-dir", index_dir)
     message = " ".join(refused.output.split())

@@ -57,7 +57,10 @@ def test_ray_ingest_commits_the_same_passages_as_one_process(ray_index, bundled_
         (codes, spans), (other_codes, other_spans) = (ray_store.stored_token_vectors(row),
                                                       local.stored_token_vectors(other_row))
         assert np.array_equal(spans, other_spans)
-        assert np.abs(codes.astype(int) - other_codes.astype(int)).max() <= 1  # int8 codes, rounding apart
+        if ray_store.manifest.token_codec == "int8":
+            assert np.abs(codes.astype(int) - other_codes.astype(int)).max() <= 1  # rounding apart
+        else:  # centroid ids: a vector on the edge of two cells may fall in the other
+            assert (codes == other_codes).mean() > 0.95, key
 
 
 def test_the_ray_index_answers_with_the_same_citations(ray_index, bundled_index):

@@ -63,7 +63,8 @@ def test_confidence_features_come_from_the_best_sentence_and_the_passages(assist
     assert f["late_top"] == 0.0  # this answerer has no question token vectors
     late = assistant.extractive.features(TALKS, best, hits)["late_top"]
     q = assistant.encode_query.tokens(TALKS)
-    assert late == pytest.approx(max(max_sim(q, assistant.store.chunk_token_vectors(h.row)[0]) for h in hits))
+    assert late == pytest.approx(max(max_sim(q, similarities=assistant.store.token_similarities(h.row, q)[0])
+                                      for h in hits))
     assert 0 < f["coverage"] <= f["passage_coverage"] <= 1
     dense = sorted((h.scores["dense"] for h in hits if "dense" in h.scores), reverse=True)
     assert f["dense_top"] == pytest.approx(dense[0]) and f["dense_margin"] == pytest.approx(dense[0] - dense[1])
