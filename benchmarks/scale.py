@@ -135,7 +135,7 @@ def dev_recall(settings, embedder, pooled, store, qs, qvec, exact_s, exact_r, lo
     a.encode_query.size = len(qs) + 10
     out = {}
     for mode in ("ann", "exact"):
-        store.faiss.exact = None if mode == "ann" else \
+        store.exact = None if mode == "ann" else \
             {v.tobytes(): (s, r) for v, s, r in zip(qvec, exact_s, exact_r)}
         ranks, answered = [], 0
         for q in qs:
@@ -147,7 +147,7 @@ def dev_recall(settings, embedder, pooled, store, qs, qvec, exact_s, exact_r, lo
         out[mode] = {"questions": len(ranks), "r1": round(sum(r == 1 for r in ranks) / len(ranks), 4),
                      "r5": round(sum(r is not None for r in ranks) / len(ranks), 4),
                      "a5": round(answered / len(ranks), 4)}
-    store.faiss.exact = None
+    store.exact = None
     return out
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,19 +62,27 @@ class Material:
     real_tokens: list[list[str]]  # BM25 tokens of each real passage (title included, as the indexer makes them)
     sentence_texts: list[str]
     sentence_vectors: np.ndarray  # (S, d) float32
-    sentence_token_rows: np.ndarray  # (S, 2) rows of the store's token array
+    sentence_token_rows: np.ndarray  # (S, 2) rows of `tokens` holding each sentence's tokens
     sentence_token_base: np.ndarray  # (S,) the sentence's start in its document (to re-base token spans)
     sentences_per_passage: np.ndarray  # (R,)
+    tokens: np.ndarray  # (T, d) float16: the real passages' token vectors as the index's codec gives them back
+    token_spans: np.ndarray  # (T, 2) their spans in their documents
 
 
 def material(store, embed_title: bool) -> Material:
     texts, vecs, token_rows, bases, per_passage, real_tokens, seen = [], [], [], [], [], [], set()
+    blocks, span_blocks, at = [], [], 0
     for row, chunk in store.all_chunks():
         doc = store.document(chunk.doc_id)
         real_tokens.append(tokenize(embedding_text(doc, chunk, embed_title)[0]))
         per_passage.append(len(chunk.sentences))
-        a, b = int(store.token_rows[row]), int(store.token_rows[row + 1])
-        spans = np.asarray(store.token_spans[a:b])
+        codes, spans = store.stored_token_vectors(row)
+        decoded = store.codec.decode(codes)  # unit length, as the codec scores them
+        decoded /= np.maximum(np.linalg.norm(decoded, axis=1, keepdims=True), 1e-12)
+        blocks.append(decoded.astype(np.float16))
+        span_blocks.append(np.asarray(spans))
+        a = at
+        at += len(codes)
         for span, vector in zip(chunk.sentences, store.chunk_sentence_vectors(row)):
             if (chunk.doc_id, span.start) in seen:
                 continue
@@ -84,11 +93,12 @@ def material(store, embed_title: bool) -> Material:
             token_rows.append((a + inside[0], a + inside[-1] + 1) if len(inside) else (a, a))
             bases.append(span.start)
     return Material(store, store.vectors(), real_tokens, texts, np.stack(vecs).astype(np.float32),
-                    np.asarray(token_rows, np.int64), np.asarray(bases, np.int64), np.asarray(per_passage))
+                    np.asarray(token_rows, np.int64), np.asarray(bases, np.int64), np.asarray(per_passage),
+                    np.vstack(blocks), np.vstack(span_blocks).astype(np.int32))
 
 
 def corpus_key(passages: int, store) -> str:
-    return hashlib.sha256(repr((GENERATOR_VERSION, SEED, passages, store.manifest.created, len(store),
+    return hashlib.sha256(repr((GENERATOR_VERSION, SEED, passages, store.version, len(store),
                                 store.manifest.model_id)).encode()).hexdigest()[:16]
 
 
@@ -228,8 +238,8 @@ def build(passages: int, m: Material, directory: Path, log=print) -> dict:
 
 
 class ScaleStore:
-    """The reader's side over the built corpus, for rag.retrieval and rag.answer as they are today: rows below R
-    are the real store's, the others are distractors assembled from the real sentences on demand."""
+    """The reader's API (rag/store/local/reader.py) over the built corpus, for rag.retrieval and rag.answer: rows
+    below R are the real store's, the others are distractors assembled from the real sentences on demand."""
 
     def __init__(self, directory: Path, m: Material):
         self.material, self.real = m, len(m.vectors)
@@ -243,13 +253,43 @@ class ScaleStore:
         self.bm25 = bm25_object(scores, json.loads((directory / "bm25" / "vocab.json").read_text()))
         self.dist_ptr = np.load(directory / "dist_ptr.npy", mmap_mode="r")
         self.dist_sent = np.load(directory / "dist_sent.npy", mmap_mode="r")
-        self.tokens = m.store.tokens  # not None: the index has token vectors
-        self.faiss = _FaissShape(self)
+        self.exact: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None  # set: dense answers from exact results
+        self.has_tokens = True
         self._docs: dict[str, Document] = {}
 
     def __len__(self) -> int:
         return self.meta["passages"]
 
+    def warm(self) -> None:
+        pass  # the score matrix is memory-mapped; the first question reads it
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def dense_search(self, query: np.ndarray, k: int) -> tuple[list[float], list[int]]:
+        if self.exact is not None:
+            scores, rows = self.exact[np.asarray(query, np.float32).reshape(1, -1).tobytes()]
+        else:
+            scores, rows = self.dense.search(np.asarray(query, np.float32).ravel(), k)
+        return np.asarray(scores[:k]).tolist(), np.asarray(rows[:k]).tolist()
+
+    def lexical_search(self, tokens: list[str], k: int) -> tuple[list[float], list[int]]:
+        ids = self.bm25.get_tokens_ids(tokens)
+        if not ids:
+            return [], []
+        scores = self.bm25.get_scores_from_ids(ids)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top].astype(float).tolist(), top.tolist()
+
+    def idf(self, token: str) -> float:
+        """BM25's IDF over the million (df = the non-zeros of the token's column of the score matrix)."""
+        tid = self.bm25.vocab_dict.get(token)
+        indptr, n = self.bm25.scores["indptr"], len(self)
+        df = 0 if tid is None or tid + 1 >= len(indptr) else int(indptr[tid + 1] - indptr[tid])
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    # -- passages --------------------------------------------------------------------------------------------
     def _sentences(self, row: int) -> np.ndarray:
         i = row - self.real
         return np.asarray(self.dist_sent[self.dist_ptr[i]:self.dist_ptr[i + 1]])
@@ -282,35 +322,16 @@ class ScaleStore:
             return self.material.store.chunk_sentence_vectors(row)
         return self.material.sentence_vectors[self._sentences(row)]
 
-    def chunk_token_vectors(self, row: int):
+    def token_similarities(self, row: int, query_tokens: np.ndarray):
         if row < self.real:
-            return self.material.store.chunk_token_vectors(row)
+            return self.material.store.token_similarities(row, query_tokens)
         m, vectors, spans = self.material, [], []
         for s, span in zip(self._sentences(row), self.chunks([row])[0].sentences):
             a, b = m.sentence_token_rows[s]
-            vectors.append(np.asarray(m.store.tokens[a:b], np.float32) / 127)
-            spans.append(np.asarray(m.store.token_spans[a:b]) - m.sentence_token_base[s] + span.start)
-        return np.concatenate(vectors), np.concatenate(spans).astype(np.int32)
-
-
-class _FaissShape:
-    """`store.faiss.search(q (1, d), k)` as rag.retrieval's DenseRetriever calls it today, answered by the
-    segment's VectorIndex (the STORE helper's `store.dense_search` replaces this call)."""
-
-    def __init__(self, store: ScaleStore):
-        self.store = store
-        self.exact: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None  # set: answer from exact results
-
-    @property
-    def ntotal(self) -> int:
-        return len(self.store)
-
-    def search(self, q: np.ndarray, k: int):
-        if self.exact is not None:
-            scores, rows = self.exact[q.astype(np.float32).tobytes()]
-        else:
-            scores, rows = self.store.dense.search(q[0], k)
-        return scores[None, :k], rows[None, :k]
+            vectors.append(np.asarray(m.tokens[a:b], np.float32))
+            spans.append(np.asarray(m.token_spans[a:b]) - m.sentence_token_base[s] + span.start)
+        return (np.ascontiguousarray(query_tokens, np.float32) @ np.concatenate(vectors).T,
+                np.concatenate(spans).astype(np.int32))
 
 
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 200_000):
