@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.store.arrays import load_array
+
 K1, B = 1.5, 0.75  # bm25s's defaults, which the project has used since its first index
 FILES = ("lex_terms.npy", "lex_indptr.npy", "lex_rows.npy", "lex_tfs.npy", "lex_lengths.npy")
 
@@ -83,7 +85,7 @@ class Postings:
 
     @classmethod
     def open(cls, directory: Path) -> "Postings":
-        return cls(*(np.load(directory / name, mmap_mode="r", allow_pickle=False) for name in FILES))
+        return cls(*(load_array(directory / name) for name in FILES))
 
     def lookup(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows and term frequencies of `term` (empty when the segment has no such term)."""

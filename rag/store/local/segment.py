@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.store.arrays import load_array
 from rag.store.local.lexical import Postings
 from rag.store.local.manifest import checksum, fsync_dir, fsync_file
 from rag.store.vectors import build_vector_index, open_vector_index
@@ -176,12 +177,12 @@ class SegmentReader:
                                   check_same_thread=False)
         self.db.execute("SELECT COUNT(*) FROM documents").fetchone()  # opens the file now
         self.vectors = open_vector_index(entry["vector_kind"], directory)
-        self.sentences = np.load(directory / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        self.sentences = load_array(directory / "sentences.npy")
         self.tokens = self.token_spans = self.token_rows = None
         if entry.get("has_tokens"):
-            self.tokens = np.load(directory / "tokens.npy", mmap_mode="r", allow_pickle=False)
-            self.token_spans = np.load(directory / "token_spans.npy", mmap_mode="r", allow_pickle=False)
-            self.token_rows = np.load(directory / "token_rows.npy", allow_pickle=False)
+            self.tokens = load_array(directory / "tokens.npy")
+            self.token_spans = load_array(directory / "token_spans.npy")
+            self.token_rows = load_array(directory / "token_rows.npy", mmap=False)
         self.postings = Postings.open(directory)
 
     @property

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexIncompatible
+from rag.store.arrays import load_array
 
 PARAMS = "pq.npy"
 META = "pq.json"
@@ -65,7 +66,7 @@ class PQCodec:
     def load(cls, directory: Path | None) -> "PQCodec":
         try:
             meta = json.loads((directory / META).read_text())
-            centroids = np.load(directory / PARAMS, allow_pickle=False)
+            centroids = load_array(directory / PARAMS, mmap=False)
         except (OSError, TypeError, ValueError) as e:
             raise IndexIncompatible(f"the index's token codec parameters cannot be read from {directory}: {e}; "
                                     "rebuild it with `rag index --rebuild PATH`") from None

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.store.arrays import load_array
+
 INDEX_FILE = "ivf.faiss"
 VECTORS_FILE = "vectors.npy"
 PARAMS_FILE = "ivf.json"
@@ -76,7 +78,7 @@ class IVFIndex:
 
         params = json.loads((directory / PARAMS_FILE).read_text())
         index = faiss.read_index(str(directory / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+        vectors = load_array(directory / VECTORS_FILE)
         return cls(index, vectors, params["nprobe"], params["candidates"])
 
     def __len__(self) -> int:
