@@ -212,6 +212,7 @@ def test_upload_ask_and_remove_an_article(pages, http):
     articles.locator("#add-id").fill("trial-garden")
     articles.locator("#add-form button").click()
     expect(articles.locator("#articles-status")).to_contain_text("trial-garden")
+    expect(articles.locator("#articles-list li")).to_have_count(7)
     assert "trial-garden" in [d["id"] for d in http.get("/documents").json()]
     for doc_id in ("lunar-garden", "trial-garden"):
         remove = articles.locator(f".remove[data-doc-id='{doc_id}']")

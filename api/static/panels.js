@@ -156,8 +156,8 @@ async function removeArticle(d, button) {
   }
   try {
     const report = await json(`/documents/${encodeURIComponent(d.id)}`, { method: "DELETE" });
+    await listArticles(); // the list first: what the status announces is then on screen
     articlesStatus(t("removed", d.title || d.id, report.documents));
-    await listArticles();
   } catch (e) {
     articlesStatus(e.message, true);
   }
@@ -181,9 +181,9 @@ export async function addArticle(event) {
   try {
     const r = await json("/documents", { method: "POST", headers: { "Content-Type": "application/json" },
                                          body: JSON.stringify({ id, title, text }) });
-    articlesStatus(reportText(r));
     event.target.reset();
-    await listArticles();
+    await listArticles(); // the list first, so a press on it after the status shows lands on the new list
+    articlesStatus(reportText(r));
   } catch (e) {
     articlesStatus(e.message, true);
   }
@@ -198,9 +198,9 @@ export async function uploadArticle(event) {
   articlesStatus(t("indexing"));
   try {
     const r = await json("/documents", { method: "POST", body: form });
-    articlesStatus(reportText(r));
     event.target.reset();
-    await listArticles();
+    await listArticles(); // the list first, so a press on it after the status shows lands on the new list
+    articlesStatus(reportText(r));
   } catch (e) {
     articlesStatus(e.message, true);
   }
