@@ -24,7 +24,7 @@ from rag.feedback import FeedbackStore, database_path
 from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
-from rag.store import current_generation
+from rag.store.base import backend_for
 from rag.types import Answer, Document
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder, chat_model: BaseChatModel | None = None):
         self.settings, self.embedder = settings, embedder
+        self.backend = backend_for(settings)  # RAG_STORE: the local index or Milvus
         ensure_index(settings, embedder)  # the bundled articles when there is no index yet
         # Built once and shared by every Assistant version, like the embedder.
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(settings)
@@ -45,7 +46,7 @@ class Engine:
     @property
     def assistant(self) -> Assistant:
         """The current Assistant; take it once per request so one request sees one index version."""
-        live = current_generation(self.settings.index_dir)
+        live = self.backend.generation()
         if live is not None and live != self._assistant.store.manifest.generation:
             self._reload()  # another process (`rag index`, `rag rm`) committed
         return self._assistant
@@ -55,7 +56,7 @@ class Engine:
         if not self._write_lock.acquire(blocking=False):
             return
         try:
-            if current_generation(self.settings.index_dir) != self._assistant.store.manifest.generation:
+            if self.backend.generation() != self._assistant.store.manifest.generation:
                 self._assistant = self._new_assistant()
         except Exception:  # noqa: BLE001 - e.g. the version was replaced again while opening: keep serving
             log.warning("could not open the new commit; still serving %s", self._assistant.store.version,
@@ -65,7 +66,7 @@ class Engine:
 
     def change(self, upsert: Sequence[Document] = (), delete: Sequence[str] = ()) -> IndexReport:
         with self._write_lock:
-            report = change_documents(self.settings.index_dir, index_spec(self.settings, self.embedder),
+            report = change_documents(self.backend, index_spec(self.settings, self.embedder),
                                       upsert=list(upsert), delete=list(delete))
             if report.written:
                 self._assistant = self._new_assistant()

@@ -30,7 +30,8 @@ from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
 from rag.retrieval import HybridRetriever
-from rag.store import IndexStore, index_exists
+from rag.store import IndexStore
+from rag.store.base import backend_for
 from rag.types import Answer, Hit
 
 # Cold start: generative answers (langchain's chat models, jinja2 prompts) and indexing are imported when used,
@@ -116,8 +117,8 @@ class Assistant:
         name (RAG_LLM_MODEL), else none, and answers are extractive."""
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
-        self.store = store or IndexStore.open(self.settings.index_dir, model_id=self.embedder.model_id,
-                                              runtime=self.embedder.runtime_name)
+        self.store = store or backend_for(self.settings).open(model_id=self.embedder.model_id,
+                                                              runtime=self.embedder.runtime_name)
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
@@ -217,11 +218,11 @@ def build_index(paths: list[Path], settings: Settings | None = None, embedder: E
     s = settings or get_settings()
     spec = index_spec(s, embedder or Embedder(s))
     if ray is None:
-        return index_paths(paths, s.index_dir, spec, rebuild=rebuild, progress=progress)
+        return index_paths(paths, backend_for(s), spec, rebuild=rebuild, progress=progress)
     from rag.ray_ingest import RayIngest, on_ray
 
     with RayIngest(s, ray, s.ray_workers) as ingest:
-        return index_paths(paths, s.index_dir, on_ray(spec, ingest), rebuild=rebuild, progress=progress)
+        return index_paths(paths, backend_for(s), on_ray(spec, ingest), rebuild=rebuild, progress=progress)
 
 
 def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
@@ -234,7 +235,7 @@ def index_spec(settings: Settings, embedder: Embedder) -> IndexSpec:
 
 def ensure_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport | None:
     """With no index yet, build one over the bundled articles (so `rag ask` works on a fresh clone)."""
-    if index_exists(settings.index_dir):
+    if backend_for(settings).exists():
         return None
     if not BUNDLED_ARTICLES.is_dir():
         raise IndexMissing(f"no index in {settings.index_dir} and no bundled articles; run `rag index PATH`")

@@ -100,3 +100,12 @@ def _pack(doc: Document, units: list[tuple[Span, int]], config: ChunkingConfig, 
             back += units[k][1]
         i = k
     return out
+
+
+def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str, int]:
+    """The text embedded for a chunk (and tokenised for BM25) and the offset of the chunk inside it: the title
+    may be prepended."""
+    if embed_title and doc.title and not chunk.text.startswith(doc.title.strip()):
+        prefix = doc.title.strip() + "\n"
+        return prefix + chunk.text, len(prefix)
+    return chunk.text, 0

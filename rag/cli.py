@@ -36,6 +36,13 @@ RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="embedding 
 LlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")]
 
 
+def _where(settings: Settings) -> str:
+    """Where the index is: its directory, or the Milvus collection (RAG_STORE)."""
+    from rag.store.base import backend_for
+
+    return backend_for(settings).describe()
+
+
 def _settings(index_dir: Path | None, runtime: str | None = None) -> Settings:
     s = get_settings()
     if runtime is not None:
@@ -146,7 +153,7 @@ def _assistant(settings: Settings):
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     if report is not None:
         err.print(f"No index yet: indexed {report.documents} bundled articles ({report.chunks} passages) "
-                  f"into {settings.index_dir}")
+                  f"into {_where(settings)}")
     return Assistant(settings, embedder=embedder)
 
 
@@ -188,7 +195,7 @@ def index(
             summary = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
                        f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
                        f"{report.chunks_embedded} passages embedded; index: {report.documents} documents, "
-                       f"{report.chunks} passages in {settings.index_dir}")
+                       f"{report.chunks} passages in {_where(settings)}")
             out.print(summary, markup=False)
         if report.skipped:
             raise typer.Exit(3)
@@ -308,10 +315,10 @@ def cite(
 
     def run():
         from rag.citations import lookup_citation, parse_citation_id
-        from rag.store import IndexStore
+        from rag.store.base import backend_for
 
         parse_citation_id(citation_id)  # a malformed id fails before anything is loaded
-        view = lookup_citation(IndexStore.open(settings.index_dir, older_format=True), citation_id, context)
+        view = lookup_citation(backend_for(settings).open(older_format=True), citation_id, context)
         if json_output:
             out.print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2), markup=False)
             return
@@ -338,9 +345,9 @@ def docs(index_dir: IndexDir = None, json_output: JsonOut = False) -> None:
     settings = _settings(index_dir)
 
     def run():
-        from rag.store import IndexStore
+        from rag.store.base import backend_for
 
-        store = IndexStore.open(settings.index_dir, older_format=True)
+        store = backend_for(settings).open(older_format=True)
         documents = store.documents()
         if json_output:
             rows = [{"id": d.id, "title": d.title, "date": d.date, "source": d.source, "url": d.url, "path": d.path,
@@ -485,7 +492,7 @@ def serve(
 
         chat_model = chat_model_from_settings(settings)  # a bad LLM setting fails here, not on the first request
         answers = f"generative ({settings.llm_model})" if chat_model else "extractive"
-        err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {settings.index_dir}; "
+        err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {_where(settings)}; "
                   f"answers: {answers}")
         uvicorn.run(create_app(settings, embedder=_embedder(settings), chat_model=chat_model), host=host, port=port,
                     log_level="info")

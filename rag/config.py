@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     ray_workers: int = 2
 
+    # Where passages live (rag/store/): local = segments in index_dir; milvus = a Milvus collection at
+    # milvus_uri: a file path is Milvus Lite (embedded), http://host:19530 a Milvus server or cluster (token:
+    # "user:password" or an API key). Empty milvus_uri = <index_dir>/milvus.db.
+    store: Literal["local", "milvus"] = "local"
+    milvus_uri: str = ""
+    milvus_token: SecretStr = SecretStr("")
+    milvus_collection: str = "rag_news"
+
     # Chunking, in model tokens (e5 truncates at 512; stay well under it).
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 48

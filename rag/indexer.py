@@ -18,16 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.arabic import tokenize
-from rag.chunking import ChunkingConfig, chunk_document
+from rag.chunking import ChunkingConfig, chunk_document, embedding_text
 from rag.documents import LoadReport, clean, load_paths
 from rag.embeddings import Embedder
-from rag.errors import DocumentNotFound, IndexIncompatible
-from rag.store import (FORMAT_VERSION, IndexStore, Manifest, MergePolicy, SegmentData, commit, index_exists, legacy,
-                       maybe_compact, read_manifest, start_index, write_lock)
-from rag.store.local.lexical import Postings
+from rag.errors import DocumentNotFound
+from rag.store import Manifest, MergePolicy
+from rag.store.base import StoreBackend
+from rag.store.embedded import ChunkEmbeddings
 from rag.store.tokens import TokenCodec, load_codec
-from rag.store.tokens.training import trained_codec
 from rag.types import Chunk, Document, Skipped
 
 # The version of rag.arabic's rules that shape an index (lexical tokens, sentence boundaries): an index written
@@ -64,47 +62,6 @@ class IndexReport:
                 "chunks_embedded": self.chunks_embedded, "documents": self.documents, "chunks": self.chunks,
                 "written": self.written, "seconds": round(self.seconds, 3), "notice": self.notice,
                 "merged": self.merged, "generation": self.generation}
-
-
-def embedding_text(doc: Document, chunk: Chunk, embed_title: bool) -> tuple[str, int]:
-    """The text embedded for a chunk and the offset of the chunk inside it (the title may be prepended)."""
-    if embed_title and doc.title and not chunk.text.startswith(doc.title.strip()):
-        prefix = doc.title.strip() + "\n"
-        return prefix + chunk.text, len(prefix)
-    return chunk.text, 0
-
-
-@dataclass
-class ChunkEmbeddings:
-    """What one forward pass per chunk gives: the chunk vectors (n, d), their sentences' vectors (in chunk
-    order) and their tokens' codes (the index's TokenCodec, in blocks) with document spans (flat, chunk i
-    owning rows token_rows[i]:token_rows[i+1])."""
-
-    vectors: np.ndarray
-    sentences: np.ndarray
-    tokens: list[np.ndarray]
-    token_spans: np.ndarray
-    token_rows: np.ndarray
-
-    @classmethod
-    def one(cls, vector: np.ndarray, sentences: np.ndarray, tokens: np.ndarray, spans: np.ndarray) -> "ChunkEmbeddings":
-        """One chunk's; `tokens` int8 as stored (a view of an old index's file stays a view)."""
-        return cls(vector.reshape(1, -1), sentences, [tokens], spans, np.array([0, len(tokens)], np.int64))
-
-    @classmethod
-    def empty(cls, dim: int) -> "ChunkEmbeddings":
-        return cls(np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float16), [],
-                   np.zeros((0, 2), np.int32), np.zeros(1, np.int64))
-
-    @classmethod
-    def concat(cls, parts: list["ChunkEmbeddings"], dim: int) -> "ChunkEmbeddings":
-        parts = [cls.empty(dim)] + parts
-        counts = np.concatenate([np.diff(p.token_rows) for p in parts])
-        return cls(np.vstack([p.vectors for p in parts]).astype(np.float32),
-                   np.vstack([p.sentences for p in parts]).astype(np.float16),
-                   [block for p in parts for block in p.tokens],
-                   np.vstack([p.token_spans for p in parts]).astype(np.int32),
-                   np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
 def _chunk_inputs(docs: dict[str, Document], chunks: list[Chunk], embed_title: bool
@@ -226,121 +183,47 @@ class IndexSpec:
                         runtime=self.embedder.runtime_name, token_codec=self.token_codec)
 
 
-def _counts(index_dir: Path) -> tuple[int, int]:
-    manifest = read_manifest(index_dir)
-    return manifest.documents, manifest.chunks
+Target = Path | StoreBackend  # an index directory (the local store) or any backend (rag/store/base.py)
 
 
-def _open_previous(index_dir: Path, spec: IndexSpec, rebuild: bool):
-    """The live index (a snapshot, or a store of the format before segments, which the write migrates)."""
-    if rebuild or not index_exists(index_dir):
+def _backend(target: Target) -> StoreBackend:
+    if isinstance(target, (str, Path)):
+        from rag.store.local.backend import LocalBackend
+
+        return LocalBackend(Path(target))
+    return target
+
+
+def _open_previous(backend: StoreBackend, spec: IndexSpec, rebuild: bool):
+    """The live index (a snapshot; for the local store perhaps one of the format before segments, to migrate)."""
+    if rebuild or not backend.exists():
         return None
-    return IndexStore.open(index_dir, model_id=spec.embedder.model_id, older_format=True,
-                           runtime=spec.embedder.runtime_name)
+    return backend.open(model_id=spec.embedder.model_id, runtime=spec.embedder.runtime_name, older_format=True)
 
 
-def _segment(docs: list[Document], chunks: list[Chunk], every: ChunkEmbeddings, spec: IndexSpec) -> SegmentData:
-    by_id = {d.id: d for d in docs}
-    return SegmentData(documents=docs, chunks=chunks, vectors=every.vectors, sentence_vectors=every.sentences,
-                       postings=Postings.build([tokenize(embedding_text(by_id[c.doc_id], c, spec.embed_title)[0])
-                                                for c in chunks]),
-                       tokens=every.tokens, token_spans=every.token_spans, token_rows=every.token_rows)
-
-
-def _copied(old, keep_ids: set[str], codec) -> tuple[list[Chunk], list[ChunkEmbeddings]]:
-    """The chunks of `keep_ids` with what `old` stores of them, not re-embedded (a migration, a new stemmer, a
-    new token codec). Token codes are copied as stored, or decoded by the old codec and re-coded by the new one
-    when the index changes codec (int8 -> pq: the format before segments held int8)."""
-    rows = [(row, chunk) for row, chunk in old.all_chunks() if chunk.doc_id in keep_ids]
-    vectors = old.row_vectors([row for row, _ in rows])
-    old_codec = load_codec("int8") if isinstance(old, legacy.IndexStore) else old.codec
-    recode = old_codec.name != codec.name
-    parts = []
-    for (row, _), vector in zip(rows, vectors):
-        codes, spans = old.stored_token_vectors(row)
-        if recode:
-            codes = codec.encode(old_codec.decode(codes))
-        parts.append(ChunkEmbeddings.one(vector, old.chunk_sentence_vectors(row), codes, spans))
-    return [chunk for _, chunk in rows], parts
-
-
-def _needs_embedding(old, settings: Manifest) -> bool:
-    """Whether `old` must be re-embedded whole: none yet, other chunking or sentence rules, no token vectors (an
-    index of format 1). (Another token codec is a re-coding of what it stores, not a re-embedding.)"""
-    return old is None or old.manifest.chunking_key()[:4] != settings.chunking_key() or old.tokens is None
-
-
-def _write(index_dir: Path, old, final: dict[str, Document], report: IndexReport, spec: IndexSpec,
-           progress: Progress | None, force: bool) -> None:
-    """Commit the change from `old` to `final`. Incremental when it can be: one segment for the added and
-    changed documents, tombstones for the changed and removed ones. A new index (none yet, --rebuild, other
-    chunking) re-embeds everything; an index of the format before segments, or under another stemmer, is
-    rewritten as one segment from what it stores, without re-embedding."""
-    settings = spec.manifest()
-    changed = set(report.added + report.updated)
-    dim = spec.embedder.dimension
-    is_legacy = isinstance(old, legacy.IndexStore)
-    reembed = force or _needs_embedding(old, settings)
-    recoded = not reembed and getattr(old.manifest, "token_codec", "int8") != settings.token_codec
-    if reembed or is_legacy or recoded or old.manifest.stemmer != STEMMER_VERSION:
-        base = start_index(index_dir, settings, trained_codec(settings.token_codec, spec.embedder))
-        codec = load_codec(base.token_codec, index_dir / base.codec_dir if base.codec_dir else None)
-        keep_ids = set() if reembed else {d for d in final if d not in changed and old.document(d) is not None}
-        kept_chunks, kept = _copied(old, keep_ids, codec) if keep_ids else ([], [])
-        new_chunks, new = (spec.embed or embed_documents)(spec, final, sorted(set(final) - keep_ids), progress,
-                                                             codec=codec)
-        every = ChunkEmbeddings.concat(kept + [new], dim)
-        docs = [final[d] for d in sorted(final)]
-        commit(index_dir, base, add=[_segment(docs, kept_chunks + new_chunks, every, spec)])
-        report.chunks_embedded = len(new_chunks)
-        if is_legacy and not reembed:
-            report.notice = (f"migrated the index to segments (format {FORMAT_VERSION}): {len(kept_chunks)} "
-                             "passages copied, not re-embedded")
-        elif recoded:
-            report.notice = (f"re-coded the token vectors as {settings.token_codec} "
-                             f"(was {getattr(old.manifest, 'token_codec', 'int8')}), not re-embedded")
-        elif not reembed:
-            report.notice = f"rebuilt the lexical postings under the stemmer {STEMMER_VERSION}, vectors kept"
-        elif is_legacy:
-            report.notice = f"rebuilt the index of an older version as segments (format {FORMAT_VERSION})"
-    else:
-        codec = old.codec or load_codec(old.manifest.token_codec)
-        ids = sorted(changed)
-        new_chunks, new = (spec.embed or embed_documents)(spec, final, ids, progress, codec=codec)
-        commit(index_dir, old.manifest, old, add=[_segment([final[d] for d in ids], new_chunks, new, spec)],
-               delete=set(report.updated + report.removed))
-        report.chunks_embedded = len(new_chunks)
-    report.written = True
-
-
-def _finish(index_dir: Path, old, final: dict[str, Document], report: IndexReport,
+def _finish(backend: StoreBackend, old, final: dict[str, Document], report: IndexReport,
             spec: IndexSpec, progress: Progress | None, force: bool = False) -> None:
-    """Commit when anything changed (or there is no index yet), merge what the policy says; fill in the counts."""
+    """Commit when anything changed (or the backend must write anyway); fill in the counts."""
     try:
-        if old is None or force or report.added or report.updated or report.removed \
-                or isinstance(old, legacy.IndexStore) or old.manifest.stemmer != STEMMER_VERSION \
-                or _needs_embedding(old, spec.manifest()):
-            _write(index_dir, old, final, report, spec, progress, force)
+        if force or report.added or report.updated or report.removed or backend.needs_write(old, spec):
+            backend.write(old, final, report, spec, spec.embed or embed_documents, progress, force)
     finally:
         if old is not None:
             old.close()
-    if report.written:
-        merged = maybe_compact(index_dir, spec.merge_policy)
-        if merged:
-            report.merged = f"{merged[0]} -> {merged[1]} segments"
-    report.documents, report.chunks = _counts(index_dir)
-    report.generation = read_manifest(index_dir).generation
+    report.documents, report.chunks = backend.counts()
+    report.generation = backend.generation() or 0
 
 
-def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bool = False,
+def index_paths(paths: list[Path], target: Target, spec: IndexSpec, rebuild: bool = False,
                 progress: Progress | None = None) -> IndexReport:
     """Bring the index in line with files and folders: add new, replace changed, drop vanished documents."""
     t0 = time.perf_counter()
+    backend = _backend(target)
     report = IndexReport()
     loaded = (spec.load or load_paths)(paths)
     report.skipped = loaded.skipped
-    with write_lock(index_dir):
-        old = _open_previous(index_dir, spec, rebuild)
+    with backend.write_lock():
+        old = _open_previous(backend, spec, rebuild)
         old_docs = {d.id: d for d in old.documents()} if old else {}
         new_docs = {d.id: d for d in loaded.documents}
         roots = [p.resolve() for p in paths]
@@ -366,17 +249,19 @@ def index_paths(paths: list[Path], index_dir: Path, spec: IndexSpec, rebuild: bo
                 report.unchanged.append(doc_id)
             final[doc_id] = doc
 
-        _finish(index_dir, old, final, report, spec, progress, force=rebuild)
+        _finish(backend, old, final, report, spec, progress, force=rebuild)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def change_documents(index_dir: Path, spec: IndexSpec, upsert: list[Document] = (), delete: list[str] = ()) -> IndexReport:
+def change_documents(target: Target, spec: IndexSpec, upsert: list[Document] = (),
+                     delete: list[str] = ()) -> IndexReport:
     """Add or replace single documents and delete others by id (what the HTTP API does while serving)."""
     t0 = time.perf_counter()
+    backend = _backend(target)
     report = IndexReport()
-    with write_lock(index_dir):
-        old = _open_previous(index_dir, spec, rebuild=False)
+    with backend.write_lock():
+        old = _open_previous(backend, spec, rebuild=False)
         final = {d.id: d for d in old.documents()} if old else {}
         for doc_id in delete:
             if final.pop(doc_id, None) is not None:
@@ -386,50 +271,44 @@ def change_documents(index_dir: Path, spec: IndexSpec, upsert: list[Document] = 
             (report.added if prev is None else report.updated if prev.content_hash != doc.content_hash
              else report.unchanged).append(doc.id)
             final[doc.id] = doc
-        _finish(index_dir, old, final, report, spec, progress=None)
+        _finish(backend, old, final, report, spec, progress=None)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def remove_documents(index_dir: Path, doc_ids: list[str]) -> IndexReport:
-    """`rag rm`: tombstone documents by id (no model, no embedding). Every id must be in the index, else nothing
+def remove_documents(target: Target, doc_ids: list[str]) -> IndexReport:
+    """`rag rm`: remove documents by id (no model, no embedding). Every id must be in the index, else nothing
     is removed and DocumentNotFound names the unknown ones."""
     t0 = time.perf_counter()
+    backend = _backend(target)
     report = IndexReport()
-    with write_lock(index_dir):
-        store = IndexStore.open(index_dir, older_format=True)
+    with backend.write_lock():
+        store = backend.open(older_format=True)
         try:
-            if isinstance(store, legacy.IndexStore):
-                raise IndexIncompatible(f"the index in {index_dir} was written by an older version; run `rag index` "
-                                        "(with the PATHs you indexed) to migrate it first")
             unknown = [d for d in dict.fromkeys(doc_ids) if store.document(d) is None]
             if unknown:
                 raise DocumentNotFound(f"not in the index: {', '.join(unknown)} (nothing removed; `rag docs` lists "
                                        "the documents)")
             report.removed = list(dict.fromkeys(doc_ids))
-            commit(index_dir, store.manifest, store, delete=set(report.removed))
-            report.written = True
+            backend.remove(store, report.removed, report)
         finally:
             store.close()
-        merged = maybe_compact(index_dir)
-        report.merged = f"{merged[0]} -> {merged[1]} segments" if merged else ""
-        report.documents, report.chunks = _counts(index_dir)
-        report.generation = read_manifest(index_dir).generation
+        if hasattr(backend, "after_remove"):
+            backend.after_remove(report)
+        report.documents, report.chunks = backend.counts()
+        report.generation = backend.generation() or 0
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def compact_index(index_dir: Path) -> IndexReport:
-    """`rag index --compact`: merge every segment into one, dropping every tombstoned row."""
+def compact_index(target: Target) -> IndexReport:
+    """`rag index --compact`: merge every segment into one, dropping every removed row."""
     t0 = time.perf_counter()
+    backend = _backend(target)
     report = IndexReport()
-    with write_lock(index_dir):
-        if read_manifest(index_dir) is None:
-            IndexStore.open(index_dir)  # says what is wrong: no index, or one to migrate first
-        merged = maybe_compact(index_dir, force=True)
-        report.written = merged is not None
-        report.merged = f"{merged[0]} -> {merged[1]} segments" if merged else ""
-        report.documents, report.chunks = _counts(index_dir)
-        report.generation = read_manifest(index_dir).generation
+    with backend.write_lock():
+        backend.compact(report)
+        report.documents, report.chunks = backend.counts()
+        report.generation = backend.generation() or 0
     report.seconds = time.perf_counter() - t0
     return report

@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import socket
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -86,7 +85,8 @@ class RayIngest:
         """`embed_documents`'s contract: the chunks of `doc_ids` in that order, with their embeddings."""
         from ray.data import ActorPoolStrategy, from_items
 
-        from rag.indexer import ChunkEmbeddings
+        from rag.store.embedded import ChunkEmbeddings
+        from rag.store.tokens import codec_files
 
         dim = spec.embedder.dimension
         if not doc_ids:
@@ -98,7 +98,7 @@ class RayIngest:
         codec_name = codec.name if codec is not None else "int8"
         dataset = from_items(items).map_batches(
             _EmbedActor, fn_constructor_kwargs={"settings": settings, "codec": codec_name,
-                                                "parameters": _codec_files(codec)}, batch_size=1,
+                                                "parameters": codec_files(codec)}, batch_size=1,
             compute=ActorPoolStrategy(size=min(self.workers, len(groups))), num_cpus=1)
         results: dict[int, tuple[list[Chunk], ChunkEmbeddings]] = {}
         for batch in dataset.iter_batches(batch_size=1, batch_format="numpy"):
@@ -116,14 +116,11 @@ class _EmbedActor:
     def __init__(self, settings: dict, codec: str, parameters: dict[str, bytes]):
         from rag.chain import index_spec
         from rag.embeddings import Embedder
-        from rag.store.tokens import load_codec
+        from rag.store.tokens import codec_from_files
 
         s = Settings(**settings)
         self.spec = index_spec(s, Embedder(s))
-        with tempfile.TemporaryDirectory() as where:  # the index's own codec parameters, as the driver sent them
-            for name, data in parameters.items():
-                (Path(where) / name).write_bytes(data)
-            self.codec = load_codec(codec, Path(where) if parameters else None)
+        self.codec = codec_from_files(codec, parameters)  # the index's own codec parameters, as the driver sent them
 
     def __call__(self, batch: dict) -> dict:
         from rag.indexer import embed_documents
@@ -151,15 +148,6 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
 
 
 # -- what crosses between Ray workers: JSON and .npz, never pickle of our own types ------------------------
-def _codec_files(codec) -> dict[str, bytes]:
-    """The files a codec saves its trained parameters to (none for int8), so every actor codes as the index does."""
-    if codec is None:
-        return {}
-    with tempfile.TemporaryDirectory() as where:
-        codec.save(Path(where))
-        return {f.name: f.read_bytes() for f in Path(where).iterdir() if f.is_file()}
-
-
 def _load_encoded(path: str) -> str:
     docs, skipped = load_file(Path(path))
     return json.dumps({"documents": [[asdict(d), line] for d, line in docs],
@@ -183,7 +171,7 @@ def _encode_embedded(chunks: list[Chunk], emb) -> bytes:
 
 
 def _decode_embedded(blob: bytes):
-    from rag.indexer import ChunkEmbeddings
+    from rag.store.embedded import ChunkEmbeddings
 
     z = np.load(io.BytesIO(blob), allow_pickle=False)
     meta = json.loads(z["meta"].tobytes().decode())

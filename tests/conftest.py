@@ -30,6 +30,35 @@ def bundled_index(tmp_path_factory, embedder):
 
 
 @pytest.fixture(scope="session")
+def milvus_index(tmp_path_factory, embedder):
+    """The bundled articles indexed into Milvus Lite (RAG_STORE=milvus; the database is <index_dir>/milvus.db, so
+    copying the index directory copies it), built once per test run with the real model."""
+    from rag.chain import build_index
+    from rag.config import BUNDLED_ARTICLES
+
+    settings = get_settings().model_copy(update={"index_dir": tmp_path_factory.mktemp("milvus") / "index",
+                                                 "store": "milvus", "milvus_uri": ""})
+    report = build_index([BUNDLED_ARTICLES], settings, embedder)
+    assert report.documents == 5 and not report.skipped
+    return settings
+
+
+def store_copy(request, store: str, tmp_path):
+    """Settings on a private copy of the bundled articles' index in `store` ("local" or "milvus")."""
+    import shutil
+
+    source = request.getfixturevalue("bundled_index" if store == "local" else "milvus_index")
+    shutil.copytree(source.index_dir, tmp_path / "index")
+    return source.model_copy(update={"index_dir": tmp_path / "index"})
+
+
+@pytest.fixture(params=["local", "milvus"])
+def any_store_copy(request, tmp_path):
+    """`index_copy` in each passage store in turn: the end-to-end tests that take it run against both."""
+    return store_copy(request, request.param, tmp_path)
+
+
+@pytest.fixture(scope="session")
 def assistant(bundled_index, embedder):
     from rag.chain import Assistant
 

@@ -32,11 +32,12 @@ def running(settings, embedder=None, ready: bool = True):
         yield client
 
 
-@pytest.fixture(scope="module")
-def client(bundled_index, embedder, tmp_path_factory):
-    index_dir = tmp_path_factory.mktemp("api") / "index"
-    shutil.copytree(bundled_index.index_dir, index_dir)
-    with running(bundled_index.model_copy(update={"index_dir": index_dir}), embedder) as c:
+@pytest.fixture(scope="module", params=["local", "milvus"])
+def client(request, embedder, tmp_path_factory):
+    """The API on a copy of the bundled index, in each passage store (RAG_STORE) in turn."""
+    from conftest import store_copy
+
+    with running(store_copy(request, request.param, tmp_path_factory.mktemp("api")), embedder) as c:
         yield c
 
 
@@ -161,8 +162,8 @@ WHEAT = {"id": "wheat_2024", "title": "محصول القمح", "source": "test",
          "text": "أعلنت وزارة الزراعة المغربية أن محصول القمح بلغ سبعة ملايين طن هذا الموسم."}
 
 
-def test_add_answer_and_delete_an_article(index_copy, embedder):
-    with running(index_copy, embedder) as c:
+def test_add_answer_and_delete_an_article(any_store_copy, embedder):
+    with running(any_store_copy, embedder) as c:
         r = c.post("/documents", json=WHEAT)
         assert r.status_code == 201 and r.json()["added"] == ["wheat_2024"] and r.json()["documents"] == 6
         assert c.post("/documents", json=WHEAT).json()["unchanged"] == ["wheat_2024"]
@@ -179,14 +180,14 @@ def test_add_answer_and_delete_an_article(index_copy, embedder):
         assert c.get("/health").json()["documents"] == 6
 
 
-def test_a_version_written_by_another_process_is_picked_up(index_copy, embedder, tmp_path):
+def test_a_version_written_by_another_process_is_picked_up(any_store_copy, embedder, tmp_path):
     from rag.chain import build_index
 
     article = tmp_path / "bridge.txt"
     article.write_text("افتتاح جسر\nافتتحت البلدية جسرا جديدا فوق النهر يربط ضفتي المدينة.\n", encoding="utf-8")
-    with running(index_copy, embedder) as c:
+    with running(any_store_copy, embedder) as c:
         assert c.get("/health").json()["documents"] == 5
-        build_index([article], index_copy, embedder)  # as `rag index` would, beside the server
+        build_index([article], any_store_copy, embedder)  # as `rag index` would, beside the server
         assert c.get("/health").json()["documents"] == 6
         assert "bridge" in {d["id"] for d in c.get("/documents").json()}
 

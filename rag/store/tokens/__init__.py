@@ -39,3 +39,27 @@ def load_codec(name: str, directory: Path | None = None) -> TokenCodec:
         raise IndexIncompatible(f"unknown token codec {name!r} (this version knows {', '.join(sorted(codecs))}); "
                                 "an index written by a newer version needs that version, or `rag index --rebuild`")
     return codecs[name].load(directory)
+
+
+def codec_files(codec: TokenCodec | None) -> dict[str, bytes]:
+    """The files a codec saves its trained parameters to (none for int8): what travels to a Ray actor or into
+    Milvus, so every writer and reader codes as the index does."""
+    import tempfile
+
+    if codec is None:
+        return {}
+    with tempfile.TemporaryDirectory() as where:
+        codec.save(Path(where))
+        return {f.name: f.read_bytes() for f in Path(where).iterdir() if f.is_file()}
+
+
+def codec_from_files(name: str, files: dict[str, bytes]) -> TokenCodec:
+    """`load_codec` from the bytes `codec_files` gave."""
+    import tempfile
+
+    if not files:
+        return load_codec(name)
+    with tempfile.TemporaryDirectory() as where:
+        for file_name, blob in files.items():
+            (Path(where) / file_name).write_bytes(blob)
+        return load_codec(name, Path(where))

@@ -1,0 +1,167 @@
+"""Milvus as the passage store (`RAG_STORE=milvus`): the same index, in collections a cluster can serve.
+
+`RAG_MILVUS_URI` is a file path (Milvus Lite, embedded in this process, from the `milvus-lite` package) or a
+server's address (`http://host:19530`, with `RAG_MILVUS_TOKEN`); `RAG_MILVUS_COLLECTION` names the collections
+(rag/store/milvus/schema.py). Writes go through rag/store/milvus/writer.py, reads through reader.py.
+
+One writer at a time: for Milvus Lite a file lock beside the database serialises them (as the local index's
+lock does); against a server, run one ingest job at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rag.errors import IndexMissing
+from rag.store.milvus import schema, writer
+from rag.store.milvus.reader import MilvusStore
+from rag.store.tokens import codec_files, codec_from_files
+from rag.store.tokens.training import trained_codec
+
+
+def _is_lite(uri: str) -> bool:
+    return "://" not in uri
+
+
+class MilvusBackend:
+    name = "milvus"
+
+    def __init__(self, uri: str, collection: str = "rag_news", token: str = ""):
+        self.uri, self.collection, self.token = uri, collection, token
+        self._client = None
+        self._loaded = False
+
+    @property
+    def client(self):
+        if self._client is None:
+            if _is_lite(self.uri):
+                Path(self.uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            self._client = schema.connect(self.uri, self.token)
+        return self._client
+
+    def describe(self) -> str:
+        return f"milvus:{self.uri}#{self.collection}"
+
+    def exists(self) -> bool:
+        if _is_lite(self.uri) and not Path(self.uri).exists():
+            return False  # no file yet: nothing to connect to, and no need to create one to say so
+        if not self._loaded:
+            self._loaded = schema.exists(self.client, self.collection)
+        return self._loaded and self._manifest() is not None
+
+    def _manifest(self):
+        return schema.read_manifest(self.client, self.collection)
+
+    def open(self, model_id: str | None = None, runtime: str | None = None, older_format: bool = False):
+        manifest = self._manifest() if self.exists() else None
+        if manifest is None:
+            raise IndexMissing(f"no index in {self.describe()}; build one with `rag index PATH`")
+        schema.check_settings(manifest, self.describe(), model_id, runtime)
+        return MilvusStore(self.client, self.collection, self.describe(), manifest,
+                           schema.read_codec_files(self.client, self.collection))
+
+    def generation(self) -> int | None:
+        manifest = self._manifest() if self.exists() else None
+        return manifest.generation if manifest else None
+
+    @contextlib.contextmanager
+    def write_lock(self):
+        if not _is_lite(self.uri):
+            yield
+            return
+        path = Path(self.uri).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def counts(self) -> tuple[int, int]:
+        if not self.exists():
+            return 0, 0
+        n = schema.names(self.collection)
+        return tuple(int(self.client.query(n[k], filter="", output_fields=["count(*)"])[0]["count(*)"])
+                     for k in ("documents", "passages"))
+
+    def needs_write(self, old, spec) -> bool:
+        return old is None
+
+    def write(self, old, final, report, spec, embed, progress, force: bool) -> None:
+        settings = spec.manifest()
+        fresh = old is None or force  # a new index: everything embedded, then the collections made afresh
+        if fresh:
+            codec = trained_codec(settings.token_codec, spec.embedder)
+            manifest = replace(settings, generation=0, created=time.time())
+            ids = sorted(final)
+        else:
+            if old.manifest.chunking_key() != settings.chunking_key():
+                raise IndexMissing(f"the index in {self.describe()} was chunked otherwise; rebuild it with "
+                                   "`rag index --rebuild PATH`")
+            codec, manifest = old.codec, old.manifest
+            ids = sorted(set(report.added + report.updated))
+        chunks, emb = embed(spec, final, ids, progress, codec=codec)
+        if fresh:  # only now, so a failed embedding leaves the previous collections as they were
+            schema.drop(self.client, self.collection)
+            schema.create(self.client, self.collection, settings.dimension)
+            self._loaded = True
+            schema.write_codec_files(self.client, self.collection, codec_files(codec))
+        writer.write_documents(self.client, self.collection, {d: final[d] for d in ids}, chunks, emb,
+                               spec.embed_title)
+        if report.removed and not fresh:
+            writer.remove_documents(self.client, self.collection, report.removed)
+        self._commit(manifest)
+        report.chunks_embedded = len(chunks)
+        report.written = True
+
+    def _commit(self, manifest) -> None:
+        documents, passages = self.counts()
+        schema.write_manifest(self.client, self.collection, replace(
+            manifest, generation=manifest.generation + 1, documents=documents, chunks=passages))
+
+    def remove(self, old, doc_ids: list[str], report) -> None:
+        writer.remove_documents(self.client, self.collection, doc_ids)
+        self._commit(old.manifest)
+        report.written = True
+
+    def compact(self, report) -> None:
+        """Delete what a writer that died half-way left, and let Milvus compact its segments."""
+        if not self.exists():
+            raise IndexMissing(f"no index in {self.describe()}; build one with `rag index PATH`")
+        rows, texts = writer.orphans(self.client, self.collection)
+        n = schema.names(self.collection)
+        if rows:
+            self.client.delete(n["passages"], ids=rows)
+        if texts:
+            self.client.delete(n["texts"], ids=texts)
+        for name in n.values():
+            self.client.compact(name)
+        report.written = bool(rows or texts)
+        report.merged = f"{len(rows)} orphaned passages and {len(texts)} texts deleted" if report.written else ""
+
+    def check(self) -> list[str]:
+        manifest = self._manifest()
+        if manifest is None:
+            return [f"{self.describe()}: no manifest row in {schema.names(self.collection)['meta']}"]
+        problems = []
+        rows, texts = writer.orphans(self.client, self.collection)
+        if rows or texts:
+            problems.append(f"{len(rows)} passages and {len(texts)} texts belong to no live document version "
+                            "(a write was interrupted); `rag index --compact` deletes them")
+        store = self.open()
+        for doc in store.documents():
+            header = store._headers[doc.id]
+            if len(doc.text) != header["chars"]:
+                problems.append(f"{doc.id}: its text has {len(doc.text)} characters, its row says {header['chars']}")
+        try:
+            codec_from_files(manifest.token_codec, schema.read_codec_files(self.client, self.collection))
+        except Exception as e:  # noqa: BLE001 - an unknown codec, its parameters missing or damaged
+            problems.append(f"{self.describe()}: the token codec: {e}")
+        return problems

@@ -1,0 +1,211 @@
+"""A `PassageStore` over the Milvus collections of one index (rag/store/milvus/schema.py).
+
+A passage is live when its `doc_hash` is its document's content hash: a writer inserts a document's new
+passages, then switches the document's row to the new hash, then deletes the old passages, so a reader never
+sees two versions of one article, and a writer that died half-way leaves passages no document claims (filtered
+here, deleted by the next write of that document or by `rag index --compact`). Document rows are read once per
+reader, so one reader answers from the versions it first saw, as a local snapshot does.
+
+Dense and BM25 search run in Milvus; the project's fusion, second stage and abstention run on the candidates
+with the sentence vectors and token codes the passages carry, fetched for the few rows the second stage reads.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rag.store.local.lexical import idf as bm25_idf
+from rag.store.milvus import schema
+from rag.store.tokens import codec_from_files
+from rag.types import Chunk, Document, Span
+
+LIGHT = ["row", "doc_id", "doc_hash", "ordinal", "start", "end", "sentences"]
+HEAVY = ["row", "sentence_vectors", "tokens", "token_spans"]
+DOCUMENT = ["doc_id", "title", "date", "source", "url", "path", "content_hash", "chars", "parts"]
+SLACK = 8  # extra candidates asked for, for the passages a half-done write left behind
+
+
+class MilvusStore:
+    def __init__(self, client, collection: str, where: str, manifest, codec_files: dict[str, bytes]):
+        self.client, self.collection, self.path = client, collection, where
+        self.names = schema.names(collection)
+        self.manifest = manifest
+        self.version = f"gen-{manifest.generation}"
+        self.has_tokens = True
+        self.codec = codec_from_files(manifest.token_codec, codec_files)
+        self._headers: dict[str, dict | None] = {}
+        self._texts: dict[str, str] = {}
+        self._chunks: dict[int, Chunk] = {}
+        self._heavy: dict[int, dict] = {}
+        self._wanted: list[int] = []  # rows whose heavy fields the second stage will read next
+        self._df: dict[str, int] = {}
+        self._n: int | None = None
+
+    # -- documents -------------------------------------------------------------------------------------------
+    def _count(self, name: str) -> int:
+        rows = self.client.query(self.names[name], filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def __len__(self) -> int:
+        if self._n is None:
+            self._n = self._count("passages")
+        return self._n
+
+    def document_count(self) -> int:
+        return self._count("documents")
+
+    def _header(self, doc_id: str) -> dict | None:
+        if doc_id not in self._headers:
+            self._load_headers([doc_id])
+        return self._headers[doc_id]
+
+    def _load_headers(self, doc_ids: list[str]) -> None:
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in self._headers]
+        if missing:
+            found = {r["doc_id"]: r for r in self.client.get(self.names["documents"], ids=missing,
+                                                                output_fields=DOCUMENT)}
+            for d in missing:
+                self._headers[d] = found.get(d)
+
+    def _text(self, header: dict) -> str:
+        key = header["content_hash"]
+        if key not in self._texts:
+            rows = self.client.query(self.names["texts"], filter=f"content_hash == {schema.literal(key)}",
+                                     output_fields=["part", "text"])
+            self._texts[key] = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
+        return self._texts[key]
+
+    def _document(self, header: dict) -> Document:
+        return Document(id=header["doc_id"], text=self._text(header), title=header["title"], date=header["date"],
+                        source=header["source"], url=header["url"], path=header["path"],
+                        content_hash=header["content_hash"])
+
+    def document(self, doc_id: str) -> Document | None:
+        header = self._header(doc_id)
+        return self._document(header) if header else None
+
+    def documents(self) -> list[Document]:
+        it = self.client.query_iterator(self.names["documents"], batch_size=1000, filter="", output_fields=DOCUMENT)
+        try:
+            while batch := it.next():
+                for header in batch:
+                    self._headers[header["doc_id"]] = header
+        finally:
+            it.close()
+        texts = {}
+        it = self.client.query_iterator(self.names["texts"], batch_size=200, filter="",
+                                        output_fields=["content_hash", "part", "text"])
+        try:
+            while batch := it.next():
+                for r in batch:
+                    texts.setdefault(r["content_hash"], []).append((r["part"], r["text"]))
+        finally:
+            it.close()
+        for key, parts in texts.items():
+            self._texts.setdefault(key, "".join(t for _, t in sorted(parts)))
+        return sorted((self._document(h) for h in self._headers.values() if h), key=lambda d: d.id)
+
+    # -- passages --------------------------------------------------------------------------------------------
+    def _live(self, rows: list[dict]) -> list[dict]:
+        """The hits whose document still holds their version; their chunks cached."""
+        self._load_headers([r["doc_id"] for r in rows])
+        live = []
+        for r in rows:
+            header = self._headers.get(r["doc_id"])
+            if header is None or header["content_hash"] != r["doc_hash"]:
+                continue
+            if r["row"] not in self._chunks:
+                text = self._text(header)
+                self._chunks[r["row"]] = Chunk(
+                    doc_id=r["doc_id"], start=r["start"], end=r["end"], text=text[r["start"]:r["end"]],
+                    ordinal=r["ordinal"], sentences=tuple(Span(a, b) for a, b in json.loads(r["sentences"])))
+            live.append(r)
+        return live
+
+    def chunks(self, rows: list[int]) -> list[Chunk]:
+        missing = [r for r in dict.fromkeys(rows) if r not in self._chunks]
+        if missing:
+            self._live(self.client.get(self.names["passages"], ids=missing, output_fields=LIGHT))
+        if len(rows) <= 64:
+            self._wanted = [r for r in dict.fromkeys(rows) if r not in self._heavy]
+        return [self._chunks[r] for r in rows]
+
+    def all_chunks(self) -> list[tuple[int, Chunk]]:
+        out = []
+        it = self.client.query_iterator(self.names["passages"], batch_size=1000, filter="", output_fields=LIGHT)
+        try:
+            while batch := it.next():
+                out += [(r["row"], self._chunks[r["row"]]) for r in self._live(batch)]
+        finally:
+            it.close()
+        return sorted(out, key=lambda rc: (rc[1].doc_id, rc[1].ordinal))
+
+    def _heavy_fields(self, row: int) -> dict:
+        if row not in self._heavy:
+            rows = list(dict.fromkeys([row] + [r for r in self._wanted if r not in self._heavy]))
+            for r in self.client.get(self.names["passages"], ids=rows, output_fields=HEAVY):
+                self._heavy[r["row"]] = r
+            self._wanted = []
+        return self._heavy[row]
+
+    def chunk_sentence_vectors(self, row: int) -> np.ndarray:
+        return schema.unpack(self._heavy_fields(row)["sentence_vectors"], np.float16,
+                             self.manifest.dimension).astype(np.float32)
+
+    def stored_token_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        heavy = self._heavy_fields(row)
+        width = self.codec.width or self.manifest.dimension
+        return (schema.unpack(heavy["tokens"], self.codec.dtype, width),
+                schema.unpack(heavy["token_spans"], np.int32, 2))
+
+    def token_similarities(self, row: int, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes, spans = self.stored_token_vectors(row)
+        return self.codec.similarities(query_tokens, codes), spans
+
+    def row_vectors(self, rows: list[int]) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.manifest.dimension), np.float32)
+        found = {r["row"]: r["dense"] for r in self.client.get(self.names["passages"], ids=list(rows),
+                                                               output_fields=["row", "dense"])}
+        return np.asarray([found[r] for r in rows], np.float32)
+
+    @property
+    def tokens(self):
+        return True
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def _search(self, data, field: str, k: int, score) -> tuple[list[float], list[int]]:
+        if k <= 0:
+            return [], []
+        result = self.client.search(self.names["passages"], data=[data], anns_field=field, limit=k + SLACK,
+                                    output_fields=LIGHT)[0]
+        by_row = {h["entity"]["row"] if "row" in h["entity"] else h["id"]: h for h in result}
+        entities = [dict(h["entity"], row=row) for row, h in by_row.items()]
+        live = self._live(entities)[:k]
+        return [score(by_row[r["row"]]["distance"]) for r in live], [r["row"] for r in live]
+
+    def dense_search(self, query: np.ndarray, k: int) -> tuple[list[float], list[int]]:
+        q = np.ascontiguousarray(query, np.float32).reshape(-1).tolist()
+        return self._search(q, "dense", k, float)
+
+    def lexical_search(self, tokens: list[str], k: int) -> tuple[list[float], list[int]]:
+        if not tokens:
+            return [], []
+        # A BM25 score is never negative; Milvus Lite returns it negated (smaller = better), a server as is.
+        return self._search(" ".join(tokens), "sparse", k, lambda d: abs(float(d)))
+
+    def idf(self, token: str) -> float:
+        """BM25's IDF of `token` over the collection, its document frequency counted by Milvus's text match."""
+        if token not in self._df:
+            rows = self.client.query(self.names["passages"], filter=f"TEXT_MATCH(lexical, {schema.literal(token)})",
+                                     output_fields=["count(*)"])
+            self._df[token] = int(rows[0]["count(*)"])
+        return bm25_idf(max(1, len(self)), self._df[token])
+
+    def warm(self) -> None:
+        len(self)
+
+    def close(self) -> None:
+        pass  # the client is the backend's, shared by its readers and writes

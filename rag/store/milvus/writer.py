@@ -1,0 +1,119 @@
+"""How a change is written into the Milvus collections, one document at a time, in the order that keeps every
+document whole for readers (rag/store/milvus/reader.py): new passages, new text, then the document's row (the
+switch), then the old version's passages and text deleted. Rows are keyed by (doc id, content hash, ordinal), so
+writing the same version twice writes the same rows (an upsert), never a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rag.arabic import tokenize
+from rag.chunking import embedding_text
+from rag.errors import InvalidInput
+from rag.store.embedded import ChunkEmbeddings
+from rag.store.milvus import schema
+from rag.types import Chunk, Document
+
+BATCH = 128  # rows per insert: Milvus's message size limit is 64 MB, a passage row is ~40 KB with its late data
+
+
+def _checked(value: str, what: str, doc_id: str) -> str:
+    if len(value.encode()) > schema.VARCHAR_MAX:
+        raise InvalidInput(f"{doc_id}: a passage's {what} is {len(value.encode()):,} bytes, over Milvus's VARCHAR "
+                           f"limit of {schema.VARCHAR_MAX:,}; index it with smaller chunks (RAG_CHUNK_TOKENS)")
+    return value
+
+
+def passage_rows(docs: dict[str, Document], chunks: list[Chunk], emb: ChunkEmbeddings, embed_title: bool) -> list[dict]:
+    codes = np.concatenate(emb.tokens) if emb.tokens else np.zeros((0, 0), np.uint8)
+    rows, first_sentence = [], 0
+    for i, c in enumerate(chunks):
+        doc = docs[c.doc_id]
+        n_sent = len(c.sentences)
+        a, b = int(emb.token_rows[i]), int(emb.token_rows[i + 1])
+        rows.append({
+            "row": schema.row_id(c.doc_id, doc.content_hash, c.ordinal), "doc_id": c.doc_id,
+            "doc_hash": doc.content_hash, "ordinal": c.ordinal, "start": c.start, "end": c.end,
+            "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
+            "lexical": _checked(" ".join(tokenize(embedding_text(doc, c, embed_title)[0])), "BM25 text", c.doc_id),
+            "dense": emb.vectors[i].astype(np.float32).tolist(),
+            "sentence_vectors": _checked(schema.pack(emb.sentences[first_sentence:first_sentence + n_sent]
+                                                     .astype(np.float16)), "sentence vectors", c.doc_id),
+            "tokens": _checked(schema.pack(codes[a:b]), "token codes", c.doc_id),
+            "token_spans": schema.pack(emb.token_spans[a:b].astype(np.int32)),
+        })
+        first_sentence += n_sent
+    return rows
+
+
+def text_rows(doc: Document) -> list[dict]:
+    parts = [doc.text[at:at + schema.TEXT_PART] for at in range(0, max(len(doc.text), 1), schema.TEXT_PART)]
+    return [{"key": f"{doc.content_hash}:{n}", "doc_id": doc.id, "content_hash": doc.content_hash, "part": n,
+             "text": part, "placeholder": schema.PLACEHOLDER} for n, part in enumerate(parts)]
+
+
+def document_row(doc: Document) -> dict:
+    return {"doc_id": doc.id, "title": doc.title, "date": doc.date, "source": doc.source, "url": doc.url,
+            "path": doc.path, "content_hash": doc.content_hash, "chars": len(doc.text),
+            "parts": len(text_rows(doc)), "placeholder": schema.PLACEHOLDER}
+
+
+def _in_batches(client, collection: str, rows: list[dict]) -> None:
+    for at in range(0, len(rows), BATCH):
+        client.upsert(collection, rows[at:at + BATCH])
+
+
+def write_documents(client, collection: str, docs: dict[str, Document], chunks: list[Chunk], emb: ChunkEmbeddings,
+                    embed_title: bool) -> None:
+    """Write the new versions of `docs` (their chunks and embeddings), each made live by its document row."""
+    n = schema.names(collection)
+    rows = passage_rows(docs, chunks, emb, embed_title)
+    by_doc: dict[str, list[dict]] = {}
+    for row in rows:
+        by_doc.setdefault(row["doc_id"], []).append(row)
+    for doc_id in sorted(docs):
+        doc = docs[doc_id]
+        _in_batches(client, n["passages"], by_doc.get(doc_id, []))
+        _in_batches(client, n["texts"], text_rows(doc))
+        client.upsert(n["documents"], [document_row(doc)])  # the switch: readers now see this version
+        drop_versions(client, collection, [doc_id], keep=doc.content_hash)
+
+
+def drop_versions(client, collection: str, doc_ids: list[str], keep: str | None = None) -> None:
+    """Delete the passages and texts of `doc_ids` but those of version `keep` (None: every version)."""
+    n = schema.names(collection)
+    where = f"doc_id in {schema.literal(doc_ids)}"
+    client.delete(n["passages"], filter=where + (f" and doc_hash != {schema.literal(keep)}" if keep else ""))
+    client.delete(n["texts"], filter=where + (f" and content_hash != {schema.literal(keep)}" if keep else ""))
+
+
+def remove_documents(client, collection: str, doc_ids: list[str]) -> None:
+    """Their document rows first (readers stop seeing them), then everything else they had."""
+    n = schema.names(collection)
+    client.delete(n["documents"], ids=list(doc_ids))
+    drop_versions(client, collection, doc_ids)
+
+
+def orphans(client, collection: str) -> tuple[list[int], list[str]]:
+    """Passages and texts no document's live version claims (left by a writer that died half-way)."""
+    n = schema.names(collection)
+    live = {r["doc_id"]: r["content_hash"] for r in _all(client, n["documents"], ["doc_id", "content_hash"])}
+    rows = [r["row"] for r in _all(client, n["passages"], ["row", "doc_id", "doc_hash"])
+            if live.get(r["doc_id"]) != r["doc_hash"]]
+    texts = [r["key"] for r in _all(client, n["texts"], ["key", "doc_id", "content_hash"])
+             if live.get(r["doc_id"]) != r["content_hash"]]
+    return rows, texts
+
+
+def _all(client, collection: str, fields: list[str]) -> list[dict]:
+    out = []
+    it = client.query_iterator(collection, batch_size=2000, filter="", output_fields=fields)
+    try:
+        while batch := it.next():
+            out += batch
+    finally:
+        it.close()
+    return out
