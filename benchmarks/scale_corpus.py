@@ -289,6 +289,9 @@ class ScaleStore:
         df = 0 if tid is None or tid + 1 >= len(indptr) else int(indptr[tid + 1] - indptr[tid])
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
+    def idfs(self, tokens) -> dict[str, float]:
+        return {t: self.idf(t) for t in tokens}
+
     # -- passages --------------------------------------------------------------------------------------------
     def _sentences(self, row: int) -> np.ndarray:
         i = row - self.real

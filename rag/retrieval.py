@@ -45,12 +45,13 @@ def term_weights(store: IndexStore, text: str) -> tuple[dict[str, float], float]
     capitalised words (rag.names) at the IDF of a rare term: an English question names the people and places
     of an Arabic article that way."""
     terms = set(tokenize(text))
+    idfs = store.idfs(terms | {""})  # one look-up for all of them (one round trip to Milvus)
     if text.isascii() or detect_language(text) != "ar":
         names = question_names(text, STOPWORDS)
-        rare = idf(store, "")  # the IDF of a term no passage holds
-        weights = {t: w for t in terms if (w := idf(store, t)) < rare} | {k: rare for k in names}
+        rare = idfs[""]  # the IDF of a term no passage holds
+        weights = {t: w for t in terms if (w := idfs[t]) < rare} | {k: rare for k in names}
     else:
-        weights = {t: idf(store, t) for t in terms}
+        weights = {t: idfs[t] for t in terms}
     return weights, sum(weights.values()) or 1.0
 
 

@@ -65,6 +65,13 @@ def test_passages_offsets_and_late_data_survive_the_round_trip(bundled_index, mi
         np.testing.assert_allclose(milvus_store.row_vectors([row]), local_store.row_vectors([local_row]), atol=1e-6)
     for doc in local_store.documents():
         assert milvus_store.document(doc.id) == doc
+    # IDF from the writer's document frequencies is the local postings' (the coverage weights depend on it)
+    tokens = ["", "العراق", "واشنطن", "no-such-token"] + sorted({t for _, c in milvus.values() for t in
+                                                                 c.text.split()[:3]})[:40]
+    from rag.arabic import tokenize
+
+    tokens = sorted({t for text in tokens for t in (tokenize(text) or [text])})
+    assert milvus_store.idfs(tokens) == pytest.approx(local_store.idfs(tokens), rel=1e-12)
 
 
 def test_the_answer_object_is_the_local_indexes(bundled_index, milvus_index, embedder):
@@ -105,10 +112,12 @@ def test_writes_are_idempotent_and_a_change_replaces_every_passage(milvus_copy, 
     assert "للصيانة" in store.document("bridge").text
     total = client.query(n["passages"], filter="", output_fields=["count(*)"])[0]["count(*)"]
     assert total == len(store) == changed.chunks  # no duplicates
+    assert writer.stored_terms(client, n["passages"]) == writer.live_terms(client, n["passages"])
 
     (folder / "bridge.txt").unlink()
     removed = build_index([folder], milvus_copy, embedder)
     assert removed.removed == ["bridge"] and removed.documents == 5 and rows_of("bridge") == []
+    assert writer.stored_terms(client, n["passages"]) == writer.live_terms(client, n["passages"])
     assert client.query(n["texts"], filter='doc_id == "bridge"', output_fields=["key"]) == []
 
 

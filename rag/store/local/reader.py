@@ -203,6 +203,9 @@ class IndexStore:
     def idf(self, token: str) -> float:
         return self.lexical.idf(token)
 
+    def idfs(self, tokens) -> dict[str, float]:
+        return {t: self.lexical.idf(t) for t in tokens}
+
     def warm(self) -> None:
         """Read what the first question would (the lexical statistics)."""
         self.lexical

@@ -6,7 +6,7 @@ sees two versions of one article, and a writer that died half-way leaves passage
 here, deleted by the next write of that document or by `rag index --compact`). Document rows are read once per
 reader, so one reader answers from the versions it first saw, as a local snapshot does.
 
-Dense and BM25 search run in Milvus; the project's fusion, second stage and abstention run on the candidates
+Dense and BM25 search run in Milvus (BM25 by its own function over the `lexical` field); the project's fusion, second stage and abstention run on the candidates
 with the sentence vectors and token codes the passages carry, fetched for the few rows the second stage reads.
 """
 
@@ -70,12 +70,21 @@ class MilvusStore:
                 self._headers[d] = found.get(d)
 
     def _text(self, header: dict) -> str:
-        key = header["content_hash"]
-        if key not in self._texts:
-            rows = self.client.query(self.names["texts"], filter=f"content_hash == {schema.literal(key)}",
-                                     output_fields=["part", "text"])
-            self._texts[key] = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
-        return self._texts[key]
+        self._load_texts([header])
+        return self._texts[header["content_hash"]]
+
+    def _load_texts(self, headers: list[dict]) -> None:
+        """The texts of these documents' versions, by primary key, in one round trip."""
+        keys = [f"{h['content_hash']}:{n}" for h in headers if h["content_hash"] not in self._texts
+                for n in range(h["parts"])]
+        if not keys:
+            return
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for r in self.client.get(self.names["texts"], ids=list(dict.fromkeys(keys)),
+                                 output_fields=["content_hash", "part", "text"]):
+            parts.setdefault(r["content_hash"], []).append((r["part"], r["text"]))
+        for h in headers:
+            self._texts.setdefault(h["content_hash"], "".join(t for _, t in sorted(parts.get(h["content_hash"], []))))
 
     def _document(self, header: dict) -> Document:
         return Document(id=header["doc_id"], text=self._text(header), title=header["title"], date=header["date"],
@@ -111,6 +120,7 @@ class MilvusStore:
     def _live(self, rows: list[dict]) -> list[dict]:
         """The hits whose document still holds their version; their chunks cached."""
         self._load_headers([r["doc_id"] for r in rows])
+        self._load_texts([h for h in (self._headers.get(r["doc_id"]) for r in rows) if h is not None])
         live = []
         for r in rows:
             header = self._headers.get(r["doc_id"])
@@ -197,12 +207,19 @@ class MilvusStore:
         return self._search(" ".join(tokens), "sparse", k, lambda d: abs(float(d)))
 
     def idf(self, token: str) -> float:
-        """BM25's IDF of `token` over the collection, its document frequency counted by Milvus's text match."""
-        if token not in self._df:
-            rows = self.client.query(self.names["passages"], filter=f"TEXT_MATCH(lexical, {schema.literal(token)})",
-                                     output_fields=["count(*)"])
-            self._df[token] = int(rows[0]["count(*)"])
-        return bm25_idf(max(1, len(self)), self._df[token])
+        return self.idfs([token])[token]
+
+    def idfs(self, tokens) -> dict[str, float]:
+        """BM25's IDF of each token over the live passages (as of the last commit), from the writer's document
+        frequencies (C_terms), in one round trip for the tokens not seen yet."""
+        missing = [t for t in dict.fromkeys(tokens) if t not in self._df]
+        if missing:
+            found = {r["token"]: r["df"] for r in self.client.get(self.names["terms"], ids=[t for t in missing if t],
+                                                                  output_fields=["token", "df"])} if any(missing) else {}
+            for t in missing:
+                self._df[t] = int(found.get(t, 0))
+        n = max(1, self.manifest.chunks)
+        return {t: bm25_idf(n, self._df[t]) for t in tokens}
 
     def warm(self) -> None:
         len(self)

@@ -7,10 +7,12 @@ Four collections, named after `RAG_MILVUS_COLLECTION` (C):
                   the dense vector, and late interaction's data (sentence vectors, token codes and spans)
     C_documents   one row per document: its metadata and content hash (the live version of its passages)
     C_texts       documents' texts in parts of at most TEXT_PART characters, keyed by content hash
+    C_terms       each BM25 token's document frequency over the live passages (for IDF-weighted coverage: Milvus
+                  ranks by BM25 but does not expose its statistics), kept by the writer, rebuilt by --compact
     C_meta        the index's settings (model, dimension, chunking, runtime, codec), its generation, and the
                   token codec's trained parameters
 
-Milvus refuses a collection without a vector field, so the last three carry a 2-dimensional placeholder.
+Milvus refuses a collection without a vector field, so the last four carry a 2-dimensional placeholder.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def literal(value) -> str:
 
 def names(collection: str) -> dict[str, str]:
     return {"passages": collection, "documents": f"{collection}_documents", "texts": f"{collection}_texts",
-            "meta": f"{collection}_meta"}
+            "terms": f"{collection}_terms", "meta": f"{collection}_meta"}
 
 
 def row_id(doc_id: str, content_hash: str, ordinal: int) -> int:
@@ -103,7 +105,7 @@ def _placeholder_schema(client, key: str, fields: list[tuple]):
 
 
 def create(client, collection: str, dimension: int) -> None:
-    """The four collections, empty (Strong consistency: a reader sees every write that returned)."""
+    """The five collections, empty (Strong consistency: a reader sees every write that returned)."""
     from pymilvus import DataType, Function, FunctionType
 
     n = names(collection)
@@ -138,6 +140,7 @@ def create(client, collection: str, dimension: int) -> None:
             ("documents", "doc_id", docs),
             ("texts", "key", [("doc_id", v, {"max_length": 1024}), ("content_hash", v, {"max_length": 64}),
                               ("part", DataType.INT64, {}), ("text", v, {"max_length": VARCHAR_MAX})]),
+            ("terms", "token", [("df", DataType.INT64, {})]),
             ("meta", "key", [("value", v, {"max_length": VARCHAR_MAX})])):
         schema, idx = _placeholder_schema(client, key, fields)
         client.create_collection(n[name], schema=schema, index_params=idx, consistency_level="Strong")

@@ -7,6 +7,7 @@ writing the same version twice writes the same rows (an upsert), never a duplica
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -67,10 +68,16 @@ def _in_batches(client, collection: str, rows: list[dict]) -> None:
 
 
 def write_documents(client, collection: str, docs: dict[str, Document], chunks: list[Chunk], emb: ChunkEmbeddings,
-                    embed_title: bool) -> None:
-    """Write the new versions of `docs` (their chunks and embeddings), each made live by its document row."""
+                    embed_title: bool, switch: bool = True) -> Counter:
+    """Write the new versions of `docs` (their chunks and embeddings), each made live by its document row
+    (without `switch`, the passages alone: a copy writes the rows of documents once all their passages are in).
+    Returns the document frequencies their passages add (`apply_terms`)."""
     n = schema.names(collection)
     rows = passage_rows(docs, chunks, emb, embed_title)
+    terms = Counter(t for row in rows for t in set(row["lexical"].split()))
+    if not switch:
+        _in_batches(client, n["passages"], rows)
+        return terms
     by_doc: dict[str, list[dict]] = {}
     for row in rows:
         by_doc.setdefault(row["doc_id"], []).append(row)
@@ -80,6 +87,7 @@ def write_documents(client, collection: str, docs: dict[str, Document], chunks: 
         _in_batches(client, n["texts"], text_rows(doc))
         client.upsert(n["documents"], [document_row(doc)])  # the switch: readers now see this version
         drop_versions(client, collection, [doc_id], keep=doc.content_hash)
+    return terms
 
 
 def drop_versions(client, collection: str, doc_ids: list[str], keep: str | None = None) -> None:
@@ -117,3 +125,41 @@ def _all(client, collection: str, fields: list[str]) -> list[dict]:
     finally:
         it.close()
     return out
+
+
+# -- document frequencies (the C_terms collection) ----------------------------------------------------------------
+def live_terms(client, collection: str, doc_ids: list[str] | None = None) -> Counter:
+    """The document frequencies the live versions of `doc_ids` (None: every document) contribute."""
+    n = schema.names(collection)
+    if doc_ids is not None and not doc_ids:
+        return Counter()
+    if doc_ids is None:
+        live = {r["doc_id"]: r["content_hash"] for r in _all(client, n["documents"], ["doc_id", "content_hash"])}
+        rows = _all(client, n["passages"], ["doc_id", "doc_hash", "lexical"])
+    else:
+        live = {r["doc_id"]: r["content_hash"]
+                for r in client.get(n["documents"], ids=list(doc_ids), output_fields=["doc_id", "content_hash"])}
+        rows = client.query(n["passages"], filter=f"doc_id in {schema.literal(doc_ids)}",
+                            output_fields=["doc_id", "doc_hash", "lexical"])
+    return Counter(t for r in rows if live.get(r["doc_id"]) == r["doc_hash"] for t in set(r["lexical"].split()))
+
+
+def apply_terms(client, collection: str, added: Counter, removed: Counter = Counter()) -> None:
+    """Add `added` to the stored document frequencies and take `removed` off (a token at 0 is deleted)."""
+    name = schema.names(collection)["terms"]
+    delta = {t: added.get(t, 0) - removed.get(t, 0) for t in set(added) | set(removed)}
+    tokens = [t for t, d in delta.items() if d]
+    for at in range(0, len(tokens), 1000):
+        batch = tokens[at:at + 1000]
+        stored = {r["token"]: r["df"] for r in client.get(name, ids=batch, output_fields=["token", "df"])}
+        counts = {t: stored.get(t, 0) + delta[t] for t in batch}
+        keep = [{"token": t, "df": c, "placeholder": schema.PLACEHOLDER} for t, c in counts.items() if c > 0]
+        gone = [t for t, c in counts.items() if c <= 0 and t in stored]
+        if keep:
+            client.upsert(name, keep)
+        if gone:
+            client.delete(name, ids=gone)
+
+
+def stored_terms(client, collection: str) -> Counter:
+    return Counter({r["token"]: r["df"] for r in _all(client, schema.names(collection)["terms"], ["token", "df"])})
