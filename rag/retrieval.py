@@ -169,7 +169,12 @@ class HybridRetriever:
         fused: dict[int, float] = {}
         evidence: dict[int, dict[str, tuple[int, float]]] = {}
         language = detect_language(question)
-        for retriever in self.retrievers:
+        if self.fusion == "rrf" and hasattr(self.store, "hybrid_search"):  # the store fuses (Milvus)
+            scores, rows = self.store.hybrid_search(self.encode_query(question).astype(np.float32), tokenize(question),
+                                                    max(k, self.candidates), self.rrf_k,
+                                                    language if self.same_language_lexical else None)
+            fused.update(zip(rows, scores))
+        for retriever in self.retrievers if not fused else ():
             ranked = retriever.rank(question, max(k, self.candidates))
             if ranked.rows and self.same_language_lexical and retriever.name == "bm25":
                 ranked = self.same_language(ranked, language)

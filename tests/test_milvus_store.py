@@ -72,6 +72,11 @@ def test_passages_offsets_and_late_data_survive_the_round_trip(bundled_index, mi
 
     tokens = sorted({t for text in tokens for t in (tokenize(text) or [text])})
     assert milvus_store.idfs(tokens) == pytest.approx(local_store.idfs(tokens), rel=1e-12)
+    # Milvus's BM25 function over the `lexical` field scores as the local postings do (the abstention reads them)
+    for question in (RESUME_Q, "قاعدة عين الأسد في العراق", "Iraq talks"):
+        got, want = milvus_store.lexical_search(tokenize(question), 10), local_store.lexical_search(tokenize(question), 10)
+        assert got[0] == pytest.approx(want[0], rel=1e-4)
+        assert [milvus_store.chunks([r])[0].start for r in got[1]] == [local_store.chunks([r])[0].start for r in want[1]]
 
 
 def test_the_answer_object_is_the_local_indexes(bundled_index, milvus_index, embedder):
@@ -84,6 +89,23 @@ def test_the_answer_object_is_the_local_indexes(bundled_index, milvus_index, emb
         assert b.short_answer == a.short_answer
     answer = milvus.ask(RESUME_Q)
     assert answer.citations[0].doc_id == TALKS_DOC and "الأحد" in answer.answer
+
+
+def test_rrf_fusion_is_milvus_hybrid_search_with_the_projects_scores(bundled_index, milvus_index, embedder):
+    """With RAG_FUSION=rrf the Milvus store fuses in one `hybrid_search` (RRFRanker); the fused scores are the
+    project's own reciprocal-rank fusion of the local index's dense and BM25 rankings."""
+    from rag.retrieval import HybridRetriever
+
+    def first_stage(settings):
+        a = Assistant(settings, embedder=embedder)
+        return HybridRetriever(a.store, a.encode_query, fusion="rrf", rrf_k=60, rerank_depth=0)
+
+    local, milvus = first_stage(bundled_index), first_stage(milvus_index)
+    assert hasattr(milvus.store, "hybrid_search") and not hasattr(local.store, "hybrid_search")
+    for question in (RESUME_Q, "When do the Iraq-US talks resume?", "قاعدة عين الأسد"):
+        a, b = local.search(question, 10), milvus.search(question, 10)
+        assert [(h.chunk.doc_id, h.chunk.start) for h in b] == [(h.chunk.doc_id, h.chunk.start) for h in a]
+        assert [h.score for h in b] == pytest.approx([h.score for h in a], rel=1e-5)
 
 
 def test_writes_are_idempotent_and_a_change_replaces_every_passage(milvus_copy, embedder, tmp_path):

@@ -21,7 +21,7 @@ from rag.store.milvus import schema
 from rag.store.tokens import codec_from_files
 from rag.types import Chunk, Document, Span
 
-LIGHT = ["row", "doc_id", "doc_hash", "ordinal", "start", "end", "sentences"]
+LIGHT = ["row", "doc_id", "doc_hash", "ordinal", "start", "end", "language", "sentences"]
 HEAVY = ["row", "sentence_vectors", "tokens", "token_spans"]
 DOCUMENT = ["doc_id", "title", "date", "source", "url", "path", "content_hash", "chars", "parts"]
 SLACK = 8  # extra candidates asked for, for the passages a half-done write left behind
@@ -191,7 +191,7 @@ class MilvusStore:
             return [], []
         result = self.client.search(self.names["passages"], data=[data], anns_field=field, limit=k + SLACK,
                                     output_fields=LIGHT)[0]
-        by_row = {h["entity"]["row"] if "row" in h["entity"] else h["id"]: h for h in result}
+        by_row = {h["entity"].get("row", h.get("row")): h for h in result}
         entities = [dict(h["entity"], row=row) for row, h in by_row.items()]
         live = self._live(entities)[:k]
         return [score(by_row[r["row"]]["distance"]) for r in live], [r["row"] for r in live]
@@ -203,8 +203,27 @@ class MilvusStore:
     def lexical_search(self, tokens: list[str], k: int) -> tuple[list[float], list[int]]:
         if not tokens:
             return [], []
-        # A BM25 score is never negative; Milvus Lite returns it negated (smaller = better), a server as is.
-        return self._search(" ".join(tokens), "sparse", k, lambda d: abs(float(d)))
+        # A BM25 score is never negative; Milvus Lite returns it negated (smaller = better), a server as is. Milvus
+        # scores as Lucene does, with a (k1 + 1) factor bm25s (the local store, and the scale the abstention's
+        # confidence was fitted on) leaves out: divided here, the scores are the local store's.
+        return self._search(" ".join(tokens), "sparse", k, lambda d: abs(float(d)) / (schema.BM25_K1 + 1))
+
+    def hybrid_search(self, query: np.ndarray, tokens: list[str], k: int, rrf_k: int,
+                      language: str | None = None) -> tuple[list[float], list[int]]:
+        """Dense and BM25 fused by Milvus's own `hybrid_search` with its RRFRanker: the same reciprocal-rank
+        fusion as the project's `fusion="rrf"`, in one round trip; BM25's candidates only in `language`."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        q = np.ascontiguousarray(query, np.float32).reshape(-1).tolist()
+        requests = [AnnSearchRequest(data=[q], anns_field="dense", param={}, limit=k)]
+        if tokens:
+            requests.append(AnnSearchRequest(data=[" ".join(tokens)], anns_field="sparse", param={}, limit=k,
+                                             expr=f"language == {schema.literal(language)}" if language else None))
+        result = self.client.hybrid_search(self.names["passages"], requests, RRFRanker(rrf_k), limit=2 * k + SLACK,
+                                           output_fields=LIGHT)[0]
+        by_row = {h["entity"].get("row", h.get("row")): h for h in result}
+        live = self._live([dict(h["entity"], row=row) for row, h in by_row.items()])
+        return [float(by_row[r["row"]]["distance"]) for r in live], [r["row"] for r in live]
 
     def idf(self, token: str) -> float:
         return self.idfs([token])[token]

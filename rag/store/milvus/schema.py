@@ -116,6 +116,7 @@ def create(client, collection: str, dimension: int) -> None:
     s.add_field("ordinal", DataType.INT64)
     s.add_field("start", DataType.INT64)
     s.add_field("end", DataType.INT64)
+    s.add_field("language", DataType.VARCHAR, max_length=8)  # rag.arabic.detect_language of the passage
     s.add_field("sentences", DataType.VARCHAR, max_length=VARCHAR_MAX)  # JSON [[start, end], ...]
     s.add_field("lexical", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True, enable_match=True,
                 analyzer_params=ANALYZER)

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from rag.arabic import tokenize
+from rag.arabic import detect_language, tokenize
 from rag.chunking import embedding_text
 from rag.errors import InvalidInput
 from rag.store.embedded import ChunkEmbeddings
@@ -38,7 +38,7 @@ def passage_rows(docs: dict[str, Document], chunks: list[Chunk], emb: ChunkEmbed
         rows.append({
             "row": schema.row_id(c.doc_id, doc.content_hash, c.ordinal), "doc_id": c.doc_id,
             "doc_hash": doc.content_hash, "ordinal": c.ordinal, "start": c.start, "end": c.end,
-            "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
+            "language": detect_language(c.text), "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
             "lexical": _checked(" ".join(tokenize(embedding_text(doc, c, embed_title)[0])), "BM25 text", c.doc_id),
             "dense": emb.vectors[i].astype(np.float32).tolist(),
             "sentence_vectors": _checked(schema.pack(emb.sentences[first_sentence:first_sentence + n_sent]
