@@ -198,3 +198,23 @@ def test_an_unreachable_server_and_a_mismatched_model_are_one_line_errors(milvus
         backend_for(milvus_copy).open(model_id="someone/other-model")
     with pytest.raises(IndexMissing, match="no index in milvus:"):
         backend_for(milvus_copy.model_copy(update={"milvus_collection": "nothing_here"})).open()
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_named(milvus_copy, cli, environment):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from rag.store.milvus import MilvusBackend\n"
+        f"print(MilvusBackend({str(milvus_copy.index_dir / 'milvus.db')!r}).exists(), flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"  # it has the file open
+        environment(RAG_STORE="milvus", RAG_INDEX_DIR=milvus_copy.index_dir)
+        result = cli("docs")
+        assert result.exit_code == 1 and "is open in another process" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()

@@ -83,7 +83,7 @@ def connect(uri: str, token: str = ""):
         return MilvusClient(uri=uri, token=token, timeout=10)
     except Exception as e:  # noqa: BLE001 - pymilvus raises MilvusException, grpc's errors, or Lite's lock error
         text = str(e)
-        if "lock" in text.lower():
+        if "lock" in text.lower() or ("://" not in uri and "local milvus failed" in text):
             raise IndexMissing(f"the Milvus Lite file {uri} is open in another process (a `rag serve`?); Milvus "
                                "Lite serves one process: stop that one, or use a Milvus server "
                                "(RAG_MILVUS_URI=http://host:19530)") from None
