@@ -218,3 +218,19 @@ def test_a_milvus_lite_file_held_by_another_process_is_named(milvus_copy, cli, e
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_rebuild_written_in_batches_holds_the_same_passages(milvus_copy, bundled_index, embedder, monkeypatch):
+    import rag.store.milvus as milvus_store
+    from rag.config import BUNDLED_ARTICLES
+
+    monkeypatch.setattr(milvus_store, "WRITE_BATCH", 2)  # 5 articles: three batches, each embedded then written
+    seen = []
+    report = build_index([BUNDLED_ARTICLES], milvus_copy, embedder, rebuild=True,
+                         progress=lambda done, total: seen.append((done, total)))
+    assert report.written and report.chunks_embedded == report.chunks == 20 and report.documents == 5
+    assert seen[-1] == (20, 20) and all(a <= b for a, b in seen)
+    local, _ = passages(bundled_index)
+    rebuilt, _ = passages(milvus_copy)
+    assert {k: (c.start, c.end) for k, (_, c) in rebuilt.items()} == {k: (c.start, c.end) for k, (_, c) in local.items()}
+    assert backend_for(milvus_copy).check() == []

@@ -25,6 +25,9 @@ from rag.store.tokens import codec_files, codec_from_files
 from rag.store.tokens.training import trained_codec
 
 
+WRITE_BATCH = 500  # documents embedded and written at a time
+
+
 def _is_lite(uri: str) -> bool:
     return "://" not in uri
 
@@ -97,36 +100,43 @@ class MilvusBackend:
                      for k in ("documents", "passages"))
 
     def needs_write(self, old, spec) -> bool:
-        return old is None
+        return old is None or old.manifest.chunking_key() != spec.manifest().chunking_key()
 
     def write(self, old, final, report, spec, embed, progress, force: bool) -> None:
         settings = spec.manifest()
-        fresh = old is None or force  # a new index: everything embedded, then the collections made afresh
+        # A new index (none yet, --rebuild, other chunking): everything embedded, the collections made afresh.
+        fresh = old is None or force or old.manifest.chunking_key() != settings.chunking_key()
         if fresh:
             codec = trained_codec(settings.token_codec, spec.embedder)
             manifest = replace(settings, generation=0, created=time.time())
             ids = sorted(final)
         else:
-            if old.manifest.chunking_key() != settings.chunking_key():
-                raise IndexMissing(f"the index in {self.describe()} was chunked otherwise; rebuild it with "
-                                   "`rag index --rebuild PATH`")
             codec, manifest = old.codec, old.manifest
             ids = sorted(set(report.added + report.updated))
-        chunks, emb = embed(spec, final, ids, progress, codec=codec)
-        if fresh:  # only now, so a failed embedding leaves the previous collections as they were
-            schema.drop(self.client, self.collection)
-            schema.create(self.client, self.collection, settings.dimension)
-            self._loaded = True
-            schema.write_codec_files(self.client, self.collection, codec_files(codec))
         leaving = [] if fresh else sorted(set(report.updated + report.removed))
-        old_terms = writer.live_terms(self.client, self.collection, leaving)
-        new_terms = writer.write_documents(self.client, self.collection, {d: final[d] for d in ids}, chunks, emb,
-                                           spec.embed_title)
+        old_terms = Counter() if fresh else writer.live_terms(self.client, self.collection, leaving)
+        new_terms, embedded = Counter(), 0
+        # In batches of documents: embedded, then written (each document switched as it lands), so a large
+        # ingest (a Ray cluster's) never holds every passage's vectors and late data at once.
+        for at in range(0, max(len(ids), 1), WRITE_BATCH):
+            part = ids[at:at + WRITE_BATCH]
+            if not part and not fresh:
+                continue
+            shown = (lambda done, total, base=embedded: progress(base + done, base + total)) if progress else None
+            chunks, emb = embed(spec, final, part, shown, codec=codec)
+            if fresh and at == 0:  # only now, so a failed embedding leaves the previous collections as they were
+                schema.drop(self.client, self.collection)
+                schema.create(self.client, self.collection, settings.dimension)
+                self._loaded = True
+                schema.write_codec_files(self.client, self.collection, codec_files(codec))
+            new_terms += writer.write_documents(self.client, self.collection, {d: final[d] for d in part}, chunks,
+                                                emb, spec.embed_title)
+            embedded += len(chunks)
         if report.removed and not fresh:
             writer.remove_documents(self.client, self.collection, report.removed)
         writer.apply_terms(self.client, self.collection, new_terms, old_terms)
         self._commit(manifest)
-        report.chunks_embedded = len(chunks)
+        report.chunks_embedded = embedded
         report.written = True
 
     def copy_from(self, store, embed_title: bool = True) -> None:
