@@ -53,9 +53,12 @@ def maintain(settings: Settings, compact: bool, check: bool, json_output: bool, 
         if compact:
             report = compact_index(backend)
             result["compact"] = report.to_dict()
-            if not json_output:
+            if not json_output and backend.name == "local":
                 cli.out.print(f"merged {report.merged}" if report.merged else "nothing to merge (one segment, "
                               "no removed passages)", markup=False)
+            elif not json_output:  # Milvus merges its own segments; what is ours to clean is a half-done write's
+                cli.out.print(report.merged or "nothing an interrupted write left; document frequencies match",
+                              markup=False)
         if check:
             if not backend.exists():
                 raise InvalidInput(f"no index in {backend.describe()}")
@@ -63,7 +66,8 @@ def maintain(settings: Settings, compact: bool, check: bool, json_output: bool, 
             ok = not problems or "manifest" not in problems[0]
             manifest = read_manifest(settings.index_dir) if backend.name == "local" and ok else None
             documents, passages = backend.counts() if ok else (None, None)
-            result["check"] = {"ok": not problems, "problems": problems, "generation": backend.generation() if ok else None,
+            result["check"] = {"ok": not problems, "problems": problems,
+                               "generation": backend.generation() if ok else None,
                                "segments": len(manifest.segments) if manifest else None}
             if not json_output:
                 for line in problems:

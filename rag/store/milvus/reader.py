@@ -6,8 +6,9 @@ sees two versions of one article, and a writer that died half-way leaves passage
 here, deleted by the next write of that document or by `rag index --compact`). Document rows are read once per
 reader, so one reader answers from the versions it first saw, as a local snapshot does.
 
-Dense and BM25 search run in Milvus (BM25 by its own function over the `lexical` field); the project's fusion, second stage and abstention run on the candidates
-with the sentence vectors and token codes the passages carry, fetched for the few rows the second stage reads.
+Dense and BM25 search run in Milvus (BM25 by its own function over the `lexical` field); the project's fusion,
+second stage and abstention run on the candidates with the sentence vectors and token codes the passages carry,
+fetched for the few rows the second stage reads.
 """
 
 from __future__ import annotations
@@ -233,8 +234,9 @@ class MilvusStore:
         frequencies (C_terms), in one round trip for the tokens not seen yet."""
         missing = [t for t in dict.fromkeys(tokens) if t not in self._df]
         if missing:
-            found = {r["token"]: r["df"] for r in self.client.get(self.names["terms"], ids=[t for t in missing if t],
-                                                                  output_fields=["token", "df"])} if any(missing) else {}
+            asked = [t for t in missing if t]  # "" (the IDF of a term no passage holds) is no row
+            found = {r["token"]: r["df"] for r in self.client.get(self.names["terms"], ids=asked,
+                                                                  output_fields=["token", "df"])} if asked else {}
             for t in missing:
                 self._df[t] = int(found.get(t, 0))
         n = max(1, self.manifest.chunks)
