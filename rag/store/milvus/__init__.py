@@ -74,7 +74,7 @@ class MilvusBackend:
                            schema.read_codec_files(self.client, self.collection))
 
     def generation(self) -> int | None:
-        manifest = self._manifest() if self.exists() else None
+        manifest = self._manifest() if self._collections() else None  # one round trip: the API asks per request
         return manifest.generation if manifest else None
 
     @contextlib.contextmanager
