@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rag.cli_options import IndexDir, JsonOut, LlmBaseUrl, LlmModel, RuntimeOpt, TopK
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.errors import RagError
 
@@ -25,13 +26,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
-
-IndexDir = Annotated[Optional[Path], typer.Option("--index-dir", help="index directory [env RAG_INDEX_DIR; default index/]")]
-JsonOut = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
-TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="passages to retrieve", min=1, max=100)]
-LlmBaseUrl = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env RAG_LLM_BASE_URL]")]
-RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="embedding runtime: onnx-int8, onnx or torch [env RAG_RUNTIME; default onnx]")]
-LlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="chat model to answer with; none = extractive [env RAG_LLM_MODEL]")]
 
 
 def _where(settings: Settings) -> str:

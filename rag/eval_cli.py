@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from rag.cli import JsonOut, RuntimeOpt, TopK  # rag.cli imports this module after defining them
+from rag.cli_options import JsonOut, RuntimeOpt, TopK
 from rag.errors import RagError
 
 
