@@ -149,6 +149,21 @@ def test_bm25_on_one_segment_equals_bm25s(tmp_path):
     assert store.idf("w5") == pytest.approx(np.log(1 + (n - df + 0.5) / (df + 0.5)))
 
 
+def test_bm25_ties_at_the_cut_are_broken_by_row(tmp_path):
+    # 40 passages with the same tokens score alike: the top 7 are the first 7 rows, in row order, across segments.
+    data, _ = make_docs([f"d{i}" for i in range(20)], passages=2)
+    data.postings = Postings.build([["same", "words"]] * len(data.chunks))
+    commit(tmp_path, start_index(tmp_path, settings()), add=[data])
+    more, _ = make_docs([f"e{i}" for i in range(10)], passages=2)
+    more.postings = Postings.build([["same", "words"]] * len(more.chunks))
+    commit(tmp_path, read_manifest(tmp_path), IndexStore.open(tmp_path), add=[more])
+    store = IndexStore.open(tmp_path)
+    for k in (1, 7, 39, 60):
+        scores, rows = store.lexical_search(["words", "same", "words"], k)
+        assert rows == list(range(min(k, 60))) and len(set(scores)) == 1, (k, rows[:10])
+    assert store.lexical_search(["unknown"], 5) == ([], [])
+
+
 def test_bm25_across_segments_with_tombstones_is_bm25s_over_the_live_passages(tmp_path):
     first, lex1 = make_docs([f"a{i}" for i in range(30)], passages=3)
     commit(tmp_path, start_index(tmp_path, settings()), add=[first])
