@@ -10,7 +10,7 @@ import pytest
 import rag.store.local.segment as segment_module
 from rag.errors import IndexIncompatible, IndexMissing
 from rag.store import (IndexStore, MergePolicy, check_index, commit, legacy, maybe_compact, quantize_tokens,
-                       read_manifest, start_index)
+                       read_manifest, start_index, write_lock)
 from rag.store.local.lexical import Postings
 from segment_data import DIM, make_docs, settings, state
 
@@ -95,6 +95,36 @@ def test_a_snapshot_keeps_its_commit_while_the_next_ones_land_and_their_files_go
     assert set(state(old)) == {"a", "b"} and len(old) == 4 and old.chunks([0])[0].text == old_first
     assert old.dense_search(old.row_vectors([1])[0], 1)[1] == [1]
     assert old.lexical.n == 4
+
+
+def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commits_remove(tmp_path):
+    new_index(tmp_path)
+    change(tmp_path, add=["c"])
+    outside = IndexStore.open(tmp_path)
+    assert all("postings" in s.__dict__ for s in outside.segments)  # a reader opens every file at once
+    with write_lock(tmp_path):
+        store = IndexStore.open(tmp_path)
+        assert not any("postings" in s.__dict__ for s in store.segments)  # under the lock: SQLite only
+        assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.document("c").text
+        doc_c = next(d for d in store.documents() if d.id == "c")
+        assert "text" not in doc_c.__dict__  # listed without its text ...
+        assert doc_c == outside.document("c")  # ... which is read when used
+        first = store.segments[0]
+        assert first.postings is not None and "postings" in first.__dict__  # opened on first use
+        # c's segment goes with this commit: the snapshot opens it first, so it still reads its passages
+        commit(tmp_path, store.manifest, store, delete={"c"})
+        assert not (tmp_path / "segments" / store.segments[1].name).exists()
+        last = len(store) - 1
+        assert store.chunks([last])[0].doc_id == "c" and store.row_vectors([last]).shape == (1, DIM)
+        assert store.lexical.n == 6 and store.stored_token_vectors(last) is not None
+        kept = IndexStore.open(tmp_path)
+    # at the release, a snapshot still open opened everything: a merge removing its files does not disturb it
+    assert all("postings" in s.__dict__ for s in kept.segments)
+    change(tmp_path, add=["d"])
+    maybe_compact(tmp_path, force=True)
+    assert not (tmp_path / "segments" / kept.segments[0].name).exists()
+    assert kept.dense_search(kept.row_vectors([1])[0], 1)[1] == [1] and kept.lexical.n == 4
+    assert kept.stored_token_vectors(3) is not None and kept.chunk_sentence_vectors(0).shape == (1, DIM)
 
 
 def test_replace_and_remove_write_only_the_article(tmp_path):

@@ -13,6 +13,8 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
+import weakref
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -77,16 +79,42 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_held = threading.local()  # this thread's write locks: index directory -> the snapshots opened lazily under it
+
+
+def _held_locks() -> dict:
+    if not hasattr(_held, "dirs"):
+        _held.dirs = {}
+    return _held.dirs
+
+
+def lazy_snapshots(index_dir: Path) -> "weakref.WeakSet | None":
+    """The snapshots this thread opened while holding the write lock on `index_dir` (None: it does not hold it).
+
+    Files of a commit are removed only by a writer, after a newer commit, under the lock. So a snapshot opened
+    under the lock may open its segments' files when first used instead of all at once (a writer reads the
+    documents of a few and the arrays of none): until the lock is released, only this thread removes files, and
+    it opens a lazy snapshot's segments before it removes them (writer.remove_unreferenced); at the release, a
+    snapshot still open opens everything, and from then on is as any reader's."""
+    return _held_locks().get(os.path.abspath(index_dir))
+
+
 @contextlib.contextmanager
 def write_lock(index_dir: Path) -> Iterator[None]:
     """One writer at a time per index directory (readers never wait)."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    key = os.path.abspath(index_dir)
     with open(index_dir / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        _held_locks()[key] = weakref.WeakSet()
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            try:
+                for snapshot in list(_held_locks().pop(key, ())):
+                    snapshot.open_segments()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def manifest_from_dict(data: dict, where: Path) -> Manifest:

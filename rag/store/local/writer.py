@@ -15,7 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from rag.store.local.manifest import MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir, read_manifest, write_manifest
+from rag.store.local.manifest import (MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir, lazy_snapshots, read_manifest,
+                                     write_manifest)
 from rag.store.local.segment import SegmentData, write_segment, write_tombstones
 from rag.store.tokens import load_codec
 
@@ -110,6 +111,8 @@ def remove_unreferenced(index_dir: Path, manifest: Manifest) -> list[str]:
     live_segments = {e["name"] for e in manifest.segments}
     removed = []
     segments_dir = index_dir / SEGMENTS
+    for snapshot in list(lazy_snapshots(index_dir) or ()):  # this writer's lazy snapshots keep what goes now
+        snapshot.open_segments({s.name for s in snapshot.segments} - live_segments)
     for entry in segments_dir.iterdir() if segments_dir.is_dir() else ():
         if entry.name not in live_segments:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
