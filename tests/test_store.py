@@ -109,6 +109,7 @@ def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commit
         doc_c = next(d for d in store.documents() if d.id == "c")
         assert "text" not in doc_c.__dict__  # listed without its text ...
         assert doc_c == outside.document("c")  # ... which is read when used
+        doc_b = next(d for d in store.documents() if d.id == "b")
         first = store.segments[0]
         assert first.postings is not None and "postings" in first.__dict__  # opened on first use
         # c's segment goes with this commit: the snapshot opens it first, so it still reads its passages
@@ -118,6 +119,8 @@ def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commit
         assert store.chunks([last])[0].doc_id == "c" and store.row_vectors([last]).shape == (1, DIM)
         assert store.lexical.n == 6 and store.stored_token_vectors(last) is not None
         kept = IndexStore.open(tmp_path)
+        store.close()
+    assert doc_b.text == outside.document("b").text  # listed before the close, read after it
     # at the release, a snapshot still open opened everything: a merge removing its files does not disturb it
     assert all("postings" in s.__dict__ for s in kept.segments)
     change(tmp_path, add=["d"])

@@ -59,20 +59,27 @@ class StoredDocument(Document):
     reading and decoding every text was most of that listing (pooled: 904 documents, 1.1 MB of text, 30-45 ms).
     Equal to, and pickled as, the plain Document it stands for."""
 
+    _LISTED = ("id", "title", "date", "source", "url", "path", "content_hash")
+
     def __init__(self, id, text=None, title="", date="", source="", url="", path="", content_hash="", *,
                  segment: "SegmentReader | None" = None):
-        for name, value in (("id", id), ("title", title), ("date", date), ("source", source), ("url", url),
-                            ("path", path), ("content_hash", content_hash)):
-            object.__setattr__(self, name, value)
+        d = self.__dict__  # a frozen dataclass: its fields are set through __dict__, as its own __init__ does
+        d.update(id=id, title=title, date=date, source=source, url=url, path=path, content_hash=content_hash,
+                 _segment=segment)
         if text is not None:
-            object.__setattr__(self, "text", text)
-        object.__setattr__(self, "_segment", segment)
+            d["text"] = text
+
+    @classmethod
+    def listed(cls, row: tuple, segment: "SegmentReader") -> "StoredDocument":
+        """From a row of (id, title, date, source, url, path, content_hash), without calling __init__."""
+        doc = cls.__new__(cls)
+        doc.__dict__.update(zip(cls._LISTED, row), _segment=segment)
+        return doc
 
     def __getattr__(self, name):  # only for what __dict__ lacks: the text not read yet
         if name != "text" or self.__dict__.get("_segment") is None:
             raise AttributeError(name)
-        text = self._segment.document_text(self.id)
-        object.__setattr__(self, "text", text)
+        text = self.__dict__["text"] = self._segment.document_text(self.id)
         return text
 
     def _fields(self) -> tuple:
@@ -258,14 +265,28 @@ class SegmentReader:
         r = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else document_from_row(r)
 
-    def documents(self) -> list[Document]:
-        """The live documents, their text read when first used (StoredDocument)."""
-        return [StoredDocument(*r[:1], None, *r[1:], segment=self)
+    def documents(self, with_text: bool = False) -> list[Document]:
+        """The live documents; without `with_text`, their text is read when first used (StoredDocument)."""
+        if with_text:
+            return [d for d in map(document_from_row, self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents"))
+                    if d.id not in self.deleted_docs]
+        return [StoredDocument.listed(r, self)
                 for r in self.db.execute("SELECT id, title, date, source, url, path, content_hash FROM documents")
                 if r[0] not in self.deleted_docs]
 
     def document_text(self, doc_id: str) -> str:
-        return self.db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+        db = self.db
+        if self.closed:  # a document listed before its snapshot was closed: the file is read again
+            path = self.directory / "store.sqlite"
+            if not path.is_file():
+                raise RuntimeError(f"the text of {doc_id!r} was read after its snapshot closed and a later commit "
+                                   "removed its segment")
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            return db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+        finally:
+            if db is not self.db:
+                db.close()
 
     def document_rows(self, doc_id: str) -> list[int]:
         return [r for (r,) in self.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
