@@ -219,22 +219,30 @@ VARIANTS = [
 ]
 
 
-KINDS = {"tokens.npy": "token codes", "token_spans.npy": "token spans", "token_rows.npy": "token spans",
-         "sentences.npy": "sentence vectors (float16)", "vectors.faiss": "dense vectors (float32)",
+KINDS = {"tokens": "token codes", "token_spans": "token spans", "token_rows": "token spans",
+         "sentences": "sentence vectors (float16)", "vectors.faiss": "dense vectors (float32)",
          "ivf.faiss": "dense vectors (float32)", "vectors.npy": "dense vectors (float32)",
          "ivf.json": "dense vectors (float32)", "store.sqlite": "SQLite (text, chunk rows)"}
 
 
 def index_bytes(index_dir: Path) -> dict[str, int]:
-    """The live commit's bytes by kind: every file its manifest lists, and the manifest."""
+    """The live commit's bytes by kind: every file its manifest lists (a segment's arrays.bin by array; a
+    format-3 segment's .npy files by name), and the manifest."""
+    from rag.store.local.packed import array_sizes
     from rag.store.local.writer import referenced_files
 
     out = {"manifest": (index_dir / "manifest.json").stat().st_size}
     for name, info in referenced_files(read_manifest(index_dir)).items():
         base = name.rsplit("/", 1)[-1]
-        kind = "codec parameters" if name.startswith("codec-") else "BM25 postings" if base.startswith("lex_") \
-            else "tombstones" if base.startswith("del-") else KINDS.get(base, base)
-        out[kind] = out.get(kind, 0) + info["size"]
+        if base == "arrays.bin":
+            parts = array_sizes(index_dir / name)
+            parts["arrays.bin header"] = info["size"] - sum(parts.values())  # and alignment
+        else:
+            parts = {base if base == "vectors.npy" else base.removesuffix(".npy"): info["size"]}
+        for part, size in parts.items():
+            kind = "codec parameters" if name.startswith("codec-") else "BM25 postings" if \
+                part.startswith("lex_") else "tombstones" if part.startswith("del-") else KINDS.get(part, part)
+            out[kind] = out.get(kind, 0) + size
     return out
 
 

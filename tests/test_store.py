@@ -69,10 +69,11 @@ def test_a_crash_mid_segment_leaves_the_previous_commit_whole(tmp_path, monkeypa
     new_index(tmp_path)
     before = (tmp_path / "manifest.json").read_bytes()
 
-    def crash(*args, **kwargs):
+    def crash(path, arrays):  # arrays.bin half written, after SQLite and FAISS were
+        path.write_bytes(b"RAGARR1\0" + b"\1" * 100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(segment_module.np, "save", crash)  # after SQLite and FAISS were written
+    monkeypatch.setattr(segment_module, "write_arrays", crash)
     with pytest.raises(OSError, match="disk full"):
         change(tmp_path, add=["c"], delete=["a"])
     monkeypatch.undo()
@@ -277,15 +278,57 @@ def test_check_names_a_flipped_byte_and_a_missing_file(tmp_path):
     change(tmp_path, delete=["a"])
     assert check_index(tmp_path) == []
     segment = next((tmp_path / "segments").iterdir())
-    target = segment / "sentences.npy"
+    target = segment / "arrays.bin"
     raw = bytearray(target.read_bytes())
-    raw[200] ^= 0x01
+    raw[len(raw) // 2] ^= 0x01
     target.write_bytes(bytes(raw))
-    (segment / "lex_tfs.npy").unlink()
+    (segment / "store.sqlite").unlink()
     problems = check_index(tmp_path)
     assert len(problems) == 2
-    assert any("sentences.npy: checksum" in p for p in problems)
-    assert any("lex_tfs.npy: missing" in p for p in problems)
+    assert any("arrays.bin: checksum" in p for p in problems)
+    assert any("store.sqlite: missing" in p for p in problems)
+
+
+def as_format_3(index_dir):
+    """Rewrite the live commit's segments as the previous version wrote them: one .npy file per array."""
+    from rag.store.local.manifest import checksum, write_manifest
+    from rag.store.local.packed import read_arrays
+
+    manifest = read_manifest(index_dir)
+    entries = []
+    for e in manifest.segments:
+        directory = index_dir / "segments" / e["name"]
+        for name, array in read_arrays(directory / "arrays.bin").items():
+            np.save(directory / f"{name}.npy", array, allow_pickle=False)
+        (directory / "arrays.bin").unlink()
+        files = {f.name: checksum(f) for f in sorted(directory.iterdir()) if not f.name.startswith("del-")}
+        entries.append({**e, "files": files})
+    write_manifest(index_dir, manifest.with_commit(segments=tuple(entries), format_version=3))
+
+
+def test_segments_of_format_3_are_read_as_they_are_and_merged_into_one_file(tmp_path):
+    data = new_index(tmp_path, ids=("a", "b", "c"))
+    as_format_3(tmp_path)
+    assert check_index(tmp_path) == [] and read_manifest(tmp_path).format_version == 3
+    store = IndexStore.open(tmp_path)
+    assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.lexical.n == 6
+    np.testing.assert_allclose(store.vectors(), data.vectors, rtol=1e-6)
+    np.testing.assert_array_equal(store.stored_token_vectors(3)[0], data.tokens[3])
+    np.testing.assert_allclose(store.chunk_sentence_vectors(5), data.sentence_vectors[5:6].astype(np.float32))
+    manifest = change(tmp_path, delete=["b"])  # a tombstone only: the index stays readable by the version before
+    assert manifest.format_version == 3 and check_index(tmp_path) == []
+    manifest = change(tmp_path, add=["d"])  # a segment of one file: format 4
+    assert manifest.format_version == 4 and {tuple(sorted(e["files"])) for e in manifest.segments} == {
+        tuple(sorted(("lex_indptr.npy", "lex_lengths.npy", "lex_rows.npy", "lex_tfs.npy", "lex_terms.npy",
+                      "sentences.npy", "store.sqlite", "token_rows.npy", "token_spans.npy", "tokens.npy",
+                      "vectors.faiss"))),
+        ("arrays.bin", "store.sqlite", "vectors.faiss")}
+    maybe_compact(tmp_path, force=True)
+    merged = IndexStore.open(tmp_path)
+    assert [sorted(e["files"]) for e in merged.manifest.segments] == [["arrays.bin", "store.sqlite", "vectors.faiss"]]
+    assert {d.id for d in merged.documents()} == {"a", "c", "d"} and check_index(tmp_path) == []
+    np.testing.assert_array_equal(merged.stored_token_vectors(0)[0], data.tokens[0])
+    assert not list((tmp_path / "segments").rglob("*.npy"))
 
 
 def test_removing_every_document_of_a_segment_drops_it(tmp_path):

@@ -24,7 +24,7 @@ import numpy as np
 from rag.store.arrays import load_array
 
 K1, B = 1.5, 0.75  # bm25s's defaults, which the project has used since its first index
-FILES = ("lex_terms.npy", "lex_indptr.npy", "lex_rows.npy", "lex_tfs.npy", "lex_lengths.npy")
+FILES = ("lex_terms.npy", "lex_indptr.npy", "lex_rows.npy", "lex_tfs.npy", "lex_lengths.npy")  # format 3
 
 
 @dataclass
@@ -78,13 +78,18 @@ class Postings:
         return cls.from_triples(terms[used], np.searchsorted(used, term_ids), cat(rows, np.int64),
                                 cat(tfs, np.int64), cat(lengths, np.int32))
 
-    def save(self, directory: Path) -> list[str]:
-        for name, array in zip(FILES, (self.terms, self.indptr, self.rows, self.tfs, self.lengths)):
-            np.save(directory / name, array, allow_pickle=False)
-        return list(FILES)
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays to store, by name (a segment's arrays.bin: rag/store/local/packed.py)."""
+        return {name[:-4]: array for name, array in
+                zip(FILES, (self.terms, self.indptr, self.rows, self.tfs, self.lengths))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Postings":
+        return cls(*(arrays[name[:-4]] for name in FILES))
 
     @classmethod
     def open(cls, directory: Path) -> "Postings":
+        """A format-3 segment's postings, one .npy file each."""
         # plain ndarray views of the maps: np.memmap's own slicing costs more than the few rows a query reads
         return cls(*(np.asarray(load_array(directory / name)) for name in FILES))
 

@@ -22,7 +22,8 @@ from typing import Iterator
 
 from rag.errors import IndexIncompatible
 
-FORMAT_VERSION = 3  # 3: segments + manifest (2: one directory per version, copied whole; 1: no token vectors)
+FORMAT_VERSION = 4  # 4: a segment's arrays in one file; 3: segments + manifest, one .npy file per array (read as
+# they are); 2: one directory per version, copied whole; 1: no token vectors
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 

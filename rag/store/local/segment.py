@@ -3,11 +3,15 @@
     segments/<name>/
       store.sqlite                 documents and chunks (exact offsets, sentence spans), local rows 0..n-1
       <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry)
-      sentences.npy                sentence vectors, float16, in chunk order
-      tokens.npy, token_spans.npy, token_rows.npy   token codes (the index's codec), their document spans, and
+      arrays.bin                   every other array, memory-mapped (rag/store/local/packed.py):
+        sentences                  sentence vectors, float16, in chunk order
+        tokens, token_spans, token_rows   token codes (the index's codec), their document spans, and
                                    chunk i's tokens at token_rows[i]:token_rows[i+1]
-      lex_*.npy                    lexical postings (rag/store/local/lexical.py)
+        lex_*                      lexical postings (rag/store/local/lexical.py)
       del-<generation>.json        tombstones, when some of its documents were removed (a new file per change)
+
+A segment of format 3 holds those arrays as one .npy file each (sentences.npy, tokens.npy, lex_terms.npy, ...);
+it is read as it is, and rewritten as format 4 by the merge that takes it in.
 
 A segment is written into a temporary directory, every file fsynced, then renamed into place; nothing in it is
 rewritten afterwards (a tombstone is a new file named by the commit that wrote it).
@@ -27,6 +31,8 @@ import numpy as np
 from rag.store.arrays import load_array
 from rag.store.local.lexical import Postings
 from rag.store.local.manifest import checksum, fsync_dir, fsync_file
+from rag.store.local.packed import FILE as ARRAYS
+from rag.store.local.packed import read_arrays, write_arrays
 from rag.store.vectors import build_vector_index, open_vector_index
 from rag.types import Chunk, Document, Span
 
@@ -142,7 +148,8 @@ def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> 
 
 
 def write_blocks(path: Path, blocks: list[np.ndarray], dtype, shape: tuple) -> None:
-    """Blocks of rows written one after the other into one .npy file, never all in memory at once."""
+    """Blocks of rows written one after the other into one .npy file, never all in memory at once (the format
+    before segments: rag/store/legacy.py)."""
     stored = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     at = 0
     for block in blocks:
@@ -162,21 +169,23 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
         write_tables(tmp / "store.sqlite", data.documents, data.chunks)
         vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
         kind = build_vector_index(vectors, tmp)
-        np.save(tmp / "sentences.npy", np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension),
-                allow_pickle=False)
+        files = {}
+        for f in sorted(tmp.iterdir()):
+            fsync_file(f)
+            files[f.name] = checksum(f)
+        sentences = np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension)
+        arrays = {"sentences": (np.float16, sentences.shape, [sentences])}
         n_tokens = 0
         if data.tokens is not None:
             n_tokens = sum(len(b) for b in data.tokens)
             shape = data.tokens[0].shape[1:] if data.tokens else (0,)
             dtype = data.tokens[0].dtype if data.tokens else np.uint8
-            write_blocks(tmp / "tokens.npy", data.tokens, dtype, (n_tokens, *shape))
-            np.save(tmp / "token_spans.npy", np.asarray(data.token_spans, np.int32).reshape(-1, 2), allow_pickle=False)
-            np.save(tmp / "token_rows.npy", np.asarray(data.token_rows, np.int64), allow_pickle=False)
-        data.postings.save(tmp)
-        files = {}
-        for f in sorted(tmp.iterdir()):
-            fsync_file(f)
-            files[f.name] = checksum(f)
+            spans = np.asarray(data.token_spans, np.int32).reshape(-1, 2)
+            rows = np.asarray(data.token_rows, np.int64)
+            arrays.update(tokens=(dtype, (n_tokens, *shape), data.tokens), token_spans=(np.int32, spans.shape, [spans]),
+                          token_rows=(np.int64, rows.shape, [rows]))
+        arrays.update({name: (a.dtype, a.shape, [a]) for name, a in data.postings.arrays().items()})
+        files[ARRAYS] = write_arrays(tmp / ARRAYS, arrays)  # fsynced, its CRC32 computed as it is written
         fsync_dir(tmp)
         final = segments_dir / name
         os.rename(tmp, final)
@@ -234,8 +243,16 @@ class SegmentReader:
             return
         directory, entry = self.directory, self.entry
         self.vectors = open_vector_index(entry["vector_kind"], directory)
-        self.sentences = load_array(directory / "sentences.npy")
         self.tokens = self.token_spans = self.token_rows = None
+        if ARRAYS in entry["files"]:  # format 4: one file
+            arrays = read_arrays(directory / ARRAYS)
+            self.sentences = arrays["sentences"]
+            if entry.get("has_tokens"):
+                self.tokens, self.token_spans, self.token_rows = (arrays["tokens"], arrays["token_spans"],
+                                                                  arrays["token_rows"])
+            self.postings = Postings.from_arrays(arrays)
+            return
+        self.sentences = load_array(directory / "sentences.npy")  # format 3: one .npy file per array
         if entry.get("has_tokens"):
             self.tokens = load_array(directory / "tokens.npy")
             self.token_spans = load_array(directory / "token_spans.npy")
