@@ -108,7 +108,7 @@ def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commit
         assert not any("postings" in s.__dict__ for s in store.segments)  # under the lock: SQLite only
         assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.document("c").text
         doc_c = next(d for d in store.documents() if d.id == "c")
-        assert "text" not in doc_c.__dict__  # listed without its text ...
+        assert "text" not in doc_c.__dict__ and "title" not in doc_c.__dict__  # listed without its text ...
         assert doc_c == outside.document("c")  # ... which is read when used
         doc_b = next(d for d in store.documents() if d.id == "b")
         first = store.segments[0]

@@ -60,12 +60,14 @@ def document_from_row(r) -> Document:
 
 
 class StoredDocument(Document):
-    """A document listed from a segment, its text read from the segment when first used. Listing every document
-    is what a writer does on each change (to compare content hashes and paths), and it needs the text of few:
-    reading and decoding every text was most of that listing (pooled: 904 documents, 1.1 MB of text, 30-45 ms).
+    """A document listed from a segment with its id, path and content hash; its text and other metadata are read
+    from the segment when first used. Listing every document is what a writer does on each change (to compare
+    content hashes and paths), and it needs the rest of few: reading every text was most of that listing (pooled:
+    904 documents, 1.1 MB of text, 30-45 ms), and the titles and the rest most of what remained (11 ms of 12).
     Equal to, and pickled as, the plain Document it stands for."""
 
-    _LISTED = ("id", "title", "date", "source", "url", "path", "content_hash")
+    _LISTED = ("id", "path", "content_hash")
+    _DETAILS = ("title", "date", "source", "url", "text")
 
     def __init__(self, id, text=None, title="", date="", source="", url="", path="", content_hash="", *,
                  segment: "SegmentReader | None" = None):
@@ -77,16 +79,16 @@ class StoredDocument(Document):
 
     @classmethod
     def listed(cls, row: tuple, segment: "SegmentReader") -> "StoredDocument":
-        """From a row of (id, title, date, source, url, path, content_hash), without calling __init__."""
+        """From a row of (id, path, content_hash), without calling __init__."""
         doc = cls.__new__(cls)
         doc.__dict__.update(zip(cls._LISTED, row), _segment=segment)
         return doc
 
-    def __getattr__(self, name):  # only for what __dict__ lacks: the text not read yet
-        if name != "text" or self.__dict__.get("_segment") is None:
+    def __getattr__(self, name):  # only for what __dict__ lacks: the details not read yet
+        if name not in StoredDocument._DETAILS or self.__dict__.get("_segment") is None:
             raise AttributeError(name)
-        text = self.__dict__["text"] = self._segment.document_text(self.id)
-        return text
+        self.__dict__.update(zip(StoredDocument._DETAILS, self._segment.document_details(self.id)))
+        return self.__dict__[name]
 
     def _fields(self) -> tuple:
         return (self.id, self.text, self.title, self.date, self.source, self.url, self.path, self.content_hash)
@@ -287,11 +289,11 @@ class SegmentReader:
         if with_text:
             return [d for d in map(document_from_row, self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents"))
                     if d.id not in self.deleted_docs]
-        return [StoredDocument.listed(r, self)
-                for r in self.db.execute("SELECT id, title, date, source, url, path, content_hash FROM documents")
+        return [StoredDocument.listed(r, self) for r in self.db.execute("SELECT id, path, content_hash FROM documents")
                 if r[0] not in self.deleted_docs]
 
-    def document_text(self, doc_id: str) -> str:
+    def document_details(self, doc_id: str) -> tuple:
+        """(title, date, source, url, text) of a listed document."""
         db = self.db
         if self.closed:  # a document listed before its snapshot was closed: the file is read again
             path = self.directory / "store.sqlite"
@@ -300,7 +302,7 @@ class SegmentReader:
                                    "removed its segment")
             db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         try:
-            return db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+            return db.execute("SELECT title, date, source, url, text FROM documents WHERE id = ?", (doc_id,)).fetchone()
         finally:
             if db is not self.db:
                 db.close()
