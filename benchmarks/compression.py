@@ -231,7 +231,8 @@ VARIANTS = [
 
 
 KINDS = {"tokens": "token codes", "token_spans": "token spans", "token_rows": "token spans",
-         "sentences": "sentence vectors (float16)", "vectors.faiss": "dense vectors (float32)",
+         "sentences": "sentence vectors (float16)", "vectors": "dense vectors (float32)",
+         "vectors.faiss": "dense vectors (float32)",
          "ivf.faiss": "dense vectors (float32)", "vectors.npy": "dense vectors (float32)",
          "ivf.json": "dense vectors (float32)", "store.sqlite": "SQLite (text, chunk rows)"}
 
@@ -333,7 +334,8 @@ class Study:
 
     def restore(self) -> None:
         for seg, (tokens, spans, rows, sentences, dense) in zip(self.store.segments, self.original):
-            seg.tokens, seg.token_spans, seg.token_rows, seg.sentences, seg.vectors = tokens, spans, rows, sentences, dense
+            seg.tokens, seg.token_spans, seg.token_rows = tokens, spans, rows
+            seg.sentences, seg.vectors = sentences, dense
         self.store.codec = self.original_codec
 
     def _sentences(self, v, codec, seg, sentences):

@@ -293,16 +293,19 @@ def as_format_3(index_dir):
     """Rewrite the live commit's segments as the previous version wrote them: one .npy file per array."""
     from rag.store.local.manifest import checksum, write_manifest
     from rag.store.local.packed import read_arrays
+    from rag.store.vectors.flat import FlatIndex
 
     manifest = read_manifest(index_dir)
     entries = []
     for e in manifest.segments:
         directory = index_dir / "segments" / e["name"]
-        for name, array in read_arrays(directory / "arrays.bin").items():
+        arrays = read_arrays(directory / "arrays.bin")
+        FlatIndex.build(arrays.pop("vectors"), directory)  # format 3 kept a small segment's vectors in FAISS's file
+        for name, array in arrays.items():
             np.save(directory / f"{name}.npy", array, allow_pickle=False)
         (directory / "arrays.bin").unlink()
         files = {f.name: checksum(f) for f in sorted(directory.iterdir()) if not f.name.startswith("del-")}
-        entries.append({**e, "files": files})
+        entries.append({**e, "files": files, "vector_kind": "flat"})
     write_manifest(index_dir, manifest.with_commit(segments=tuple(entries), format_version=3))
 
 
@@ -322,10 +325,12 @@ def test_segments_of_format_3_are_read_as_they_are_and_merged_into_one_file(tmp_
         tuple(sorted(("lex_indptr.npy", "lex_lengths.npy", "lex_rows.npy", "lex_tfs.npy", "lex_terms.npy",
                       "sentences.npy", "store.sqlite", "token_rows.npy", "token_spans.npy", "tokens.npy",
                       "vectors.faiss"))),
-        ("arrays.bin", "store.sqlite", "vectors.faiss")}
+        ("arrays.bin", "store.sqlite")}
     maybe_compact(tmp_path, force=True)
     merged = IndexStore.open(tmp_path)
-    assert [sorted(e["files"]) for e in merged.manifest.segments] == [["arrays.bin", "store.sqlite", "vectors.faiss"]]
+    assert [sorted(e["files"]) for e in merged.manifest.segments] == [["arrays.bin", "store.sqlite"]]
+    assert [e["vector_kind"] for e in merged.manifest.segments] == ["exact"]
+    np.testing.assert_allclose(merged.row_vectors([0, 2]), data.vectors[[0, 4]], rtol=1e-6)  # a, c (b went)
     assert {d.id for d in merged.documents()} == {"a", "c", "d"} and check_index(tmp_path) == []
     np.testing.assert_array_equal(merged.stored_token_vectors(0)[0], data.tokens[0])
     assert not list((tmp_path / "segments").rglob("*.npy"))

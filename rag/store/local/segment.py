@@ -2,8 +2,10 @@
 
     segments/<name>/
       store.sqlite                 documents and chunks (exact offsets, sentence spans), local rows 0..n-1
-      <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry)
+      <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry), when
+                                   the segment is large enough for the IVF (a smaller one's are in arrays.bin)
       arrays.bin                   every other array, memory-mapped (rag/store/local/packed.py):
+        vectors                    passage vectors, float32, of a segment scanned exactly (kind "exact")
         sentences                  sentence vectors, float16, in chunk order
         tokens, token_spans, token_rows   token codes (the index's codec), their document spans, and
                                    chunk i's tokens at token_rows[i]:token_rows[i+1]
@@ -170,13 +172,13 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
     try:
         write_tables(tmp / "store.sqlite", data.documents, data.chunks)
         vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
-        kind = build_vector_index(vectors, tmp)
+        sentences = np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension)
+        arrays = {"sentences": (np.float16, sentences.shape, [sentences])}
+        kind = build_vector_index(vectors, tmp, arrays)  # a small segment's vectors go into `arrays`
         files = {}
         for f in sorted(tmp.iterdir()):
             fsync_file(f)
             files[f.name] = checksum(f)
-        sentences = np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension)
-        arrays = {"sentences": (np.float16, sentences.shape, [sentences])}
         n_tokens = 0
         if data.tokens is not None:
             n_tokens = sum(len(b) for b in data.tokens)
@@ -244,16 +246,17 @@ class SegmentReader:
         if "postings" in self.__dict__:
             return
         directory, entry = self.directory, self.entry
-        self.vectors = open_vector_index(entry["vector_kind"], directory)
         self.tokens = self.token_spans = self.token_rows = None
         if ARRAYS in entry["files"]:  # format 4: one file
             arrays = read_arrays(directory / ARRAYS)
+            self.vectors = open_vector_index(entry["vector_kind"], directory, arrays)
             self.sentences = arrays["sentences"]
             if entry.get("has_tokens"):
                 self.tokens, self.token_spans, self.token_rows = (arrays["tokens"], arrays["token_spans"],
                                                                   arrays["token_rows"])
             self.postings = Postings.from_arrays(arrays)
             return
+        self.vectors = open_vector_index(entry["vector_kind"], directory)
         self.sentences = load_array(directory / "sentences.npy")  # format 3: one .npy file per array
         if entry.get("has_tokens"):
             self.tokens = load_array(directory / "tokens.npy")
