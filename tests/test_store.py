@@ -109,7 +109,7 @@ def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commit
         assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.document("c").text
         doc_c = next(d for d in store.documents() if d.id == "c")
         assert "text" not in doc_c.__dict__ and "title" not in doc_c.__dict__  # listed without its text ...
-        assert doc_c == outside.document("c")  # ... which is read when used
+        assert doc_c.title == "title c" and doc_c == outside.document("c")  # ... which is read when used
         doc_b = next(d for d in store.documents() if d.id == "b")
         first = store.segments[0]
         assert first.postings is not None and "postings" in first.__dict__  # opened on first use

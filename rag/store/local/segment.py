@@ -61,6 +61,22 @@ def document_from_row(r) -> Document:
     return Document(id=r[0], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], content_hash=r[6], text=r[7])
 
 
+class _Detail:
+    """A field of a StoredDocument read from its segment on first use. Not a data descriptor: once read (or
+    given), the value in the instance's __dict__ is what attribute lookup finds. On the class it also hides
+    Document's default ("" for the title), which a listed document must not show for its real value."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, doc, owner=None):
+        if doc is None:
+            return self
+        if self.name not in doc.__dict__:
+            doc.__dict__.update(zip(StoredDocument._DETAILS, doc._segment.document_details(doc.id)))
+        return doc.__dict__[self.name]
+
+
 class StoredDocument(Document):
     """A document listed from a segment with its id, path and content hash; its text and other metadata are read
     from the segment when first used. Listing every document is what a writer does on each change (to compare
@@ -70,14 +86,17 @@ class StoredDocument(Document):
 
     _LISTED = ("id", "path", "content_hash")
     _DETAILS = ("title", "date", "source", "url", "text")
+    title = _Detail()
+    date = _Detail()
+    source = _Detail()
+    url = _Detail()
+    text = _Detail()
 
-    def __init__(self, id, text=None, title="", date="", source="", url="", path="", content_hash="", *,
+    def __init__(self, id, text="", title="", date="", source="", url="", path="", content_hash="", *,
                  segment: "SegmentReader | None" = None):
         d = self.__dict__  # a frozen dataclass: its fields are set through __dict__, as its own __init__ does
-        d.update(id=id, title=title, date=date, source=source, url=url, path=path, content_hash=content_hash,
-                 _segment=segment)
-        if text is not None:
-            d["text"] = text
+        d.update(id=id, text=text, title=title, date=date, source=source, url=url, path=path,
+                 content_hash=content_hash, _segment=segment)
 
     @classmethod
     def listed(cls, row: tuple, segment: "SegmentReader") -> "StoredDocument":
@@ -85,12 +104,6 @@ class StoredDocument(Document):
         doc = cls.__new__(cls)
         doc.__dict__.update(zip(cls._LISTED, row), _segment=segment)
         return doc
-
-    def __getattr__(self, name):  # only for what __dict__ lacks: the details not read yet
-        if name not in StoredDocument._DETAILS or self.__dict__.get("_segment") is None:
-            raise AttributeError(name)
-        self.__dict__.update(zip(StoredDocument._DETAILS, self._segment.document_details(self.id)))
-        return self.__dict__[name]
 
     def _fields(self) -> tuple:
         return (self.id, self.text, self.title, self.date, self.source, self.url, self.path, self.content_hash)
