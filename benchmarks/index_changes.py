@@ -40,6 +40,7 @@ from rag.evaluate import eval_index_dir  # noqa: E402
 from rag.indexer import embed_documents, index_paths, remove_documents  # noqa: E402
 from rag.store import IndexStore, commit, read_manifest, write_lock  # noqa: E402
 from rag.store.local.compaction import merged_segment  # noqa: E402
+from rag.store.local.packed import array_sizes  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 POOLED = [EVAL / "arcd" / "corpus.jsonl", EVAL / "mlqa_ar_dev" / "corpus.jsonl", BUNDLED_ARTICLES]
@@ -71,8 +72,13 @@ def per_passage(index_dir: Path) -> dict[str, float]:
     kinds: dict[str, int] = {}
     for e in manifest.segments:
         for name, info in e["files"].items():
-            kind = name.split(".")[0] if not name.startswith("lex_") else "lexical (lex_*)"
-            kinds[kind] = kinds.get(kind, 0) + info["size"]
+            parts = array_sizes(index_dir / "segments" / e["name"] / name) if name == "arrays.bin" else \
+                {name.split(".")[0]: info["size"]}
+            if name == "arrays.bin":
+                parts["arrays.bin header"] = info["size"] - sum(parts.values())
+            for part, size in parts.items():
+                kind = part if not part.startswith("lex_") else "lexical (lex_*)"
+                kinds[kind] = kinds.get(kind, 0) + size
     kinds["manifest + tombstones"] = (index_dir / "manifest.json").stat().st_size
     return {k: round(v / max(1, manifest.chunks)) for k, v in sorted(kinds.items())}
 

@@ -376,12 +376,12 @@ def test_rm_removes_by_id_and_refuses_an_unknown_one(cli, tmp_path):
     checked = json.loads(cli("index", "--check", "--json", "--index-dir", index_dir).stdout)
     assert checked["check"]["ok"] and checked["check"]["segments"] == 1
     segment = next((index_dir / "segments").iterdir())
-    raw = bytearray((segment / "vectors.faiss").read_bytes())
-    raw[100] ^= 0xFF
-    (segment / "vectors.faiss").write_bytes(bytes(raw))
-    (segment / "token_spans.npy").unlink()
+    raw = bytearray((segment / "store.sqlite").read_bytes())
+    raw[-100] ^= 0xFF
+    (segment / "store.sqlite").write_bytes(bytes(raw))
+    (segment / "arrays.bin").unlink()
     broken = cli("index", "--check", "--index-dir", index_dir)
     lines = broken.stderr.strip().splitlines()
     assert broken.exit_code == 1 and len(lines) == 2, broken.output
-    assert "vectors.faiss: checksum" in broken.stderr and "token_spans.npy: missing" in broken.stderr
+    assert "store.sqlite: checksum" in broken.stderr and "arrays.bin: missing" in broken.stderr
     assert cli("rm", "x", "--index-dir", tmp_path / "none").exit_code == 1

@@ -10,7 +10,7 @@ import pytest
 import rag.store.local.segment as segment_module
 from rag.errors import IndexIncompatible, IndexMissing
 from rag.store import (IndexStore, MergePolicy, check_index, commit, legacy, maybe_compact, quantize_tokens,
-                       read_manifest, start_index)
+                       read_manifest, start_index, write_lock)
 from rag.store.local.lexical import Postings
 from segment_data import DIM, make_docs, settings, state
 
@@ -69,10 +69,11 @@ def test_a_crash_mid_segment_leaves_the_previous_commit_whole(tmp_path, monkeypa
     new_index(tmp_path)
     before = (tmp_path / "manifest.json").read_bytes()
 
-    def crash(*args, **kwargs):
+    def crash(path, arrays):  # arrays.bin half written, after SQLite and FAISS were
+        path.write_bytes(b"RAGARR1\0" + b"\1" * 100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(segment_module.np, "save", crash)  # after SQLite and FAISS were written
+    monkeypatch.setattr(segment_module, "write_arrays", crash)
     with pytest.raises(OSError, match="disk full"):
         change(tmp_path, add=["c"], delete=["a"])
     monkeypatch.undo()
@@ -95,6 +96,39 @@ def test_a_snapshot_keeps_its_commit_while_the_next_ones_land_and_their_files_go
     assert set(state(old)) == {"a", "b"} and len(old) == 4 and old.chunks([0])[0].text == old_first
     assert old.dense_search(old.row_vectors([1])[0], 1)[1] == [1]
     assert old.lexical.n == 4
+
+
+def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commits_remove(tmp_path):
+    new_index(tmp_path)
+    change(tmp_path, add=["c"])
+    outside = IndexStore.open(tmp_path)
+    assert all("postings" in s.__dict__ for s in outside.segments)  # a reader opens every file at once
+    with write_lock(tmp_path):
+        store = IndexStore.open(tmp_path)
+        assert not any("postings" in s.__dict__ for s in store.segments)  # under the lock: SQLite only
+        assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.document("c").text
+        doc_c = next(d for d in store.documents() if d.id == "c")
+        assert "text" not in doc_c.__dict__ and "title" not in doc_c.__dict__  # listed without its text ...
+        assert doc_c.title == "title c" and doc_c == outside.document("c")  # ... which is read when used
+        doc_b = next(d for d in store.documents() if d.id == "b")
+        first = store.segments[0]
+        assert first.postings is not None and "postings" in first.__dict__  # opened on first use
+        # c's segment goes with this commit: the snapshot opens it first, so it still reads its passages
+        commit(tmp_path, store.manifest, store, delete={"c"})
+        assert not (tmp_path / "segments" / store.segments[1].name).exists()
+        last = len(store) - 1
+        assert store.chunks([last])[0].doc_id == "c" and store.row_vectors([last]).shape == (1, DIM)
+        assert store.lexical.n == 6 and store.stored_token_vectors(last) is not None
+        kept = IndexStore.open(tmp_path)
+        store.close()
+    assert doc_b.text == outside.document("b").text  # listed before the close, read after it
+    # at the release, a snapshot still open opened everything: a merge removing its files does not disturb it
+    assert all("postings" in s.__dict__ for s in kept.segments)
+    change(tmp_path, add=["d"])
+    maybe_compact(tmp_path, force=True)
+    assert not (tmp_path / "segments" / kept.segments[0].name).exists()
+    assert kept.dense_search(kept.row_vectors([1])[0], 1)[1] == [1] and kept.lexical.n == 4
+    assert kept.stored_token_vectors(3) is not None and kept.chunk_sentence_vectors(0).shape == (1, DIM)
 
 
 def test_replace_and_remove_write_only_the_article(tmp_path):
@@ -147,6 +181,21 @@ def test_bm25_on_one_segment_equals_bm25s(tmp_path):
         assert scores == sorted(scores, reverse=True)
     n, df = len(lexical), sum("w5" in t for t in lexical)
     assert store.idf("w5") == pytest.approx(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+
+def test_bm25_ties_at_the_cut_are_broken_by_row(tmp_path):
+    # 40 passages with the same tokens score alike: the top 7 are the first 7 rows, in row order, across segments.
+    data, _ = make_docs([f"d{i}" for i in range(20)], passages=2)
+    data.postings = Postings.build([["same", "words"]] * len(data.chunks))
+    commit(tmp_path, start_index(tmp_path, settings()), add=[data])
+    more, _ = make_docs([f"e{i}" for i in range(10)], passages=2)
+    more.postings = Postings.build([["same", "words"]] * len(more.chunks))
+    commit(tmp_path, read_manifest(tmp_path), IndexStore.open(tmp_path), add=[more])
+    store = IndexStore.open(tmp_path)
+    for k in (1, 7, 39, 60):
+        scores, rows = store.lexical_search(["words", "same", "words"], k)
+        assert rows == list(range(min(k, 60))) and len(set(scores)) == 1, (k, rows[:10])
+    assert store.lexical_search(["unknown"], 5) == ([], [])
 
 
 def test_bm25_across_segments_with_tombstones_is_bm25s_over_the_live_passages(tmp_path):
@@ -229,15 +278,62 @@ def test_check_names_a_flipped_byte_and_a_missing_file(tmp_path):
     change(tmp_path, delete=["a"])
     assert check_index(tmp_path) == []
     segment = next((tmp_path / "segments").iterdir())
-    target = segment / "sentences.npy"
+    target = segment / "arrays.bin"
     raw = bytearray(target.read_bytes())
-    raw[200] ^= 0x01
+    raw[len(raw) // 2] ^= 0x01
     target.write_bytes(bytes(raw))
-    (segment / "lex_tfs.npy").unlink()
+    (segment / "store.sqlite").unlink()
     problems = check_index(tmp_path)
     assert len(problems) == 2
-    assert any("sentences.npy: checksum" in p for p in problems)
-    assert any("lex_tfs.npy: missing" in p for p in problems)
+    assert any("arrays.bin: checksum" in p for p in problems)
+    assert any("store.sqlite: missing" in p for p in problems)
+
+
+def as_format_3(index_dir):
+    """Rewrite the live commit's segments as the previous version wrote them: one .npy file per array."""
+    from rag.store.local.manifest import checksum, write_manifest
+    from rag.store.local.packed import read_arrays
+    from rag.store.vectors.flat import FlatIndex
+
+    manifest = read_manifest(index_dir)
+    entries = []
+    for e in manifest.segments:
+        directory = index_dir / "segments" / e["name"]
+        arrays = read_arrays(directory / "arrays.bin")
+        FlatIndex.build(arrays.pop("vectors"), directory)  # format 3 kept a small segment's vectors in FAISS's file
+        for name, array in arrays.items():
+            np.save(directory / f"{name}.npy", array, allow_pickle=False)
+        (directory / "arrays.bin").unlink()
+        files = {f.name: checksum(f) for f in sorted(directory.iterdir()) if not f.name.startswith("del-")}
+        entries.append({**e, "files": files, "vector_kind": "flat"})
+    write_manifest(index_dir, manifest.with_commit(segments=tuple(entries), format_version=3))
+
+
+def test_segments_of_format_3_are_read_as_they_are_and_merged_into_one_file(tmp_path):
+    data = new_index(tmp_path, ids=("a", "b", "c"))
+    as_format_3(tmp_path)
+    assert check_index(tmp_path) == [] and read_manifest(tmp_path).format_version == 3
+    store = IndexStore.open(tmp_path)
+    assert {d.id for d in store.documents()} == {"a", "b", "c"} and store.lexical.n == 6
+    np.testing.assert_allclose(store.vectors(), data.vectors, rtol=1e-6)
+    np.testing.assert_array_equal(store.stored_token_vectors(3)[0], data.tokens[3])
+    np.testing.assert_allclose(store.chunk_sentence_vectors(5), data.sentence_vectors[5:6].astype(np.float32))
+    manifest = change(tmp_path, delete=["b"])  # a tombstone only: the index stays readable by the version before
+    assert manifest.format_version == 3 and check_index(tmp_path) == []
+    manifest = change(tmp_path, add=["d"])  # a segment of one file: format 4
+    assert manifest.format_version == 4 and {tuple(sorted(e["files"])) for e in manifest.segments} == {
+        tuple(sorted(("lex_indptr.npy", "lex_lengths.npy", "lex_rows.npy", "lex_tfs.npy", "lex_terms.npy",
+                      "sentences.npy", "store.sqlite", "token_rows.npy", "token_spans.npy", "tokens.npy",
+                      "vectors.faiss"))),
+        ("arrays.bin", "store.sqlite")}
+    maybe_compact(tmp_path, force=True)
+    merged = IndexStore.open(tmp_path)
+    assert [sorted(e["files"]) for e in merged.manifest.segments] == [["arrays.bin", "store.sqlite"]]
+    assert [e["vector_kind"] for e in merged.manifest.segments] == ["exact"]
+    np.testing.assert_allclose(merged.row_vectors([0, 2]), data.vectors[[0, 4]], rtol=1e-6)  # a, c (b went)
+    assert {d.id for d in merged.documents()} == {"a", "c", "d"} and check_index(tmp_path) == []
+    np.testing.assert_array_equal(merged.stored_token_vectors(0)[0], data.tokens[0])
+    assert not list((tmp_path / "segments").rglob("*.npy"))
 
 
 def test_removing_every_document_of_a_segment_drops_it(tmp_path):

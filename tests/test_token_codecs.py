@@ -99,9 +99,9 @@ def test_pq_parameters_are_saved_loaded_and_checksummed(embedder, real_tokens, t
         load_codec("pq", tmp_path / "nowhere")
 
 
-def _token_files(store) -> list[Path]:
-    """The token codes of every live segment of a (segmented) index."""
-    return [store.path / "segments" / seg["name"] / "tokens.npy" for seg in store.manifest.segments]
+def _token_codes(store) -> list[np.ndarray]:
+    """The token codes of every live segment of a (segmented) index, as stored (memory-mapped)."""
+    return [seg.tokens for seg in store.segments]
 
 
 def _codec_dir(store) -> Path:
@@ -127,14 +127,14 @@ def test_the_default_index_keeps_pq_codes_and_answers_as_int8_does(bundled_index
 
     pq = IndexStore.open(bundled_index.index_dir)
     assert pq.manifest.token_codec == "pq" and (_codec_dir(pq) / "pq.npy").is_file()
-    codes = [np.load(f, mmap_mode="r") for f in _token_files(pq)]
+    codes = _token_codes(pq)
     assert codes and all(c.dtype == np.uint8 and c.shape[1] == 48 for c in codes)
     int8_settings = bundled_index.model_copy(update={"index_dir": tmp_path / "int8", "token_codec": "int8"})
     build_index([BUNDLED_ARTICLES], int8_settings, embedder)
     int8 = IndexStore.open(int8_settings.index_dir)
     assert int8.manifest.token_codec == "int8"
-    assert all(np.load(f, mmap_mode="r").dtype == np.int8 for f in _token_files(int8))
-    size = lambda store: sum(f.stat().st_size for f in _token_files(store))  # noqa: E731
+    assert all(c.dtype == np.int8 for c in _token_codes(int8))
+    size = lambda store: sum(c.nbytes for c in _token_codes(store))  # noqa: E731
     assert size(int8) > 7 * size(pq)
     with_pq, with_int8 = Assistant(bundled_index, embedder=embedder), Assistant(int8_settings, embedder=embedder)
     for q in QUESTIONS:
@@ -169,6 +169,6 @@ def test_an_int8_index_is_read_and_transcoded_by_the_next_change(bundled_index, 
     assert report.chunks_embedded == 1  # only the new article was embedded
     store = IndexStore.open(new.index_dir)
     assert store.manifest.token_codec == "pq"
-    assert all(np.load(f, mmap_mode="r").shape[1] == 48 for f in _token_files(store))
+    assert all(c.shape[1] == 48 for c in _token_codes(store))
     after = Assistant(new, embedder=embedder).ask(QUESTIONS[0])
     assert [c.id for c in after.citations] == [c.id for c in before.citations]

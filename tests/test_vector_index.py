@@ -108,3 +108,35 @@ def test_empty_and_tiny_segments(real_vectors, tmp_path):
         IVFIndex.build(real_vectors[:3], tmp_path / "tiny", nlist=16)
     with pytest.raises(ValueError, match="unknown vector index"):
         open_vector_index("hnsw-pq", tmp_path / "tiny")
+
+
+def test_the_exact_scan_in_a_segments_arrays_equals_the_flat_index(tmp_path):
+    from rag.store.local.packed import read_arrays, write_arrays
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(700, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[10] = vectors[11]  # a tie: broken by row
+    arrays: dict = {}
+    assert build_vector_index(vectors, tmp_path, arrays) == "exact" and not list(tmp_path.iterdir())
+    write_arrays(tmp_path / "arrays.bin", arrays)
+    exact = open_vector_index("exact", tmp_path, read_arrays(tmp_path / "arrays.bin"))
+    FlatIndex.build(vectors, tmp_path)
+    flat = open_vector_index("flat", tmp_path)
+    assert len(exact) == len(flat) == 700
+    for q in [vectors[10]] + list(rng.normal(size=(20, 32)).astype(np.float32)):
+        q = q / np.linalg.norm(q)
+        for k in (1, 10, 700, 900):
+            (s1, r1), (s2, r2) = exact.search(q, k), flat.search(q, k)
+            np.testing.assert_allclose(s1, s2, atol=1e-5)
+            assert list(s1) == sorted(s1, reverse=True) and len(r1) == min(k, 700)
+            assert set(r1[s1 > s1[-1] + 1e-5]) == set(r2[s2 > s2[-1] + 1e-5])  # the same rows but ties at the cut
+    assert list(exact.search(vectors[10], 2)[1]) == [10, 11]
+    np.testing.assert_array_equal(exact.vector(np.array([3, 699])), vectors[[3, 699]])
+    empty: dict = {}
+    build_vector_index(np.zeros((0, 32), np.float32), tmp_path, empty)
+    write_arrays(tmp_path / "empty.bin", empty)
+    nothing = open_vector_index("exact", tmp_path, read_arrays(tmp_path / "empty.bin"))
+    assert len(nothing) == 0 and nothing.search(vectors[0], 5)[1].size == 0
+    with pytest.raises(ValueError, match="unknown vector index"):
+        open_vector_index("hnsw", tmp_path)

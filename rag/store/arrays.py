@@ -18,5 +18,5 @@ _HEADERS = threading.Lock()
 
 def load_array(path: Path, mmap: bool = True) -> np.ndarray:
     """The array in `path` (memory-mapped unless `mmap` is False); never pickled objects."""
-    with _HEADERS:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    with _HEADERS:  # a str, not a Path: np.memmap resolves a Path (a realpath: an lstat per component)
+        return np.load(str(path), mmap_mode="r" if mmap else None, allow_pickle=False)

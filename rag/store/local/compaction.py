@@ -57,8 +57,8 @@ def merged_segment(store, indices: list[int]) -> SegmentData:
         local = np.arange(seg.rows) if seg.live is None else np.flatnonzero(seg.live)
         row_map = np.full(seg.rows, -1, np.int64)
         row_map[local] = np.arange(len(local)) + len(chunks)
-        documents += seg.documents()
-        docs = {d.id: d for d in seg.documents()}
+        docs = {d.id: d for d in seg.documents(with_text=True)}
+        documents += docs.values()
         if len(local):
             vectors.append(seg.vectors.vector(local))
         for row, doc_id, ordinal, start, end, sents, sentence_row in sorted(seg.chunk_rows(local.tolist())):

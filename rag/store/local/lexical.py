@@ -24,7 +24,7 @@ import numpy as np
 from rag.store.arrays import load_array
 
 K1, B = 1.5, 0.75  # bm25s's defaults, which the project has used since its first index
-FILES = ("lex_terms.npy", "lex_indptr.npy", "lex_rows.npy", "lex_tfs.npy", "lex_lengths.npy")
+FILES = ("lex_terms.npy", "lex_indptr.npy", "lex_rows.npy", "lex_tfs.npy", "lex_lengths.npy")  # format 3
 
 
 @dataclass
@@ -78,14 +78,20 @@ class Postings:
         return cls.from_triples(terms[used], np.searchsorted(used, term_ids), cat(rows, np.int64),
                                 cat(tfs, np.int64), cat(lengths, np.int32))
 
-    def save(self, directory: Path) -> list[str]:
-        for name, array in zip(FILES, (self.terms, self.indptr, self.rows, self.tfs, self.lengths)):
-            np.save(directory / name, array, allow_pickle=False)
-        return list(FILES)
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays to store, by name (a segment's arrays.bin: rag/store/local/packed.py)."""
+        return {name[:-4]: array for name, array in
+                zip(FILES, (self.terms, self.indptr, self.rows, self.tfs, self.lengths))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Postings":
+        return cls(*(arrays[name[:-4]] for name in FILES))
 
     @classmethod
     def open(cls, directory: Path) -> "Postings":
-        return cls(*(load_array(directory / name) for name in FILES))
+        """A format-3 segment's postings, one .npy file each."""
+        # plain ndarray views of the maps: np.memmap's own slicing costs more than the few rows a query reads
+        return cls(*(np.asarray(load_array(directory / name)) for name in FILES))
 
     def lookup(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows and term frequencies of `term` (empty when the segment has no such term)."""
@@ -110,48 +116,85 @@ class LexicalIndex:
         total = sum(int(np.asarray(p.lengths, np.int64)[live].sum()) if live is not None
                     else int(np.asarray(p.lengths, np.int64).sum()) for p, live, _ in segments)
         self.avgdl = total / self.n if self.n else 1.0
+        self.rows = max((base + len(p.lengths) for p, _, base in segments), default=0)
         self._df: dict[str, int] = {}
+        self._norms: list[np.ndarray | None] = [None] * len(segments)
 
-    def _postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per segment: the live global rows holding `term`, their term frequencies and passage lengths."""
-        out = []
-        for p, live, base in self.segments:
-            rows, tfs = p.lookup(term)
-            if not len(rows):
+    def _norm(self, i: int) -> np.ndarray:
+        """Segment i's per-passage BM25 length normalisation k1 * (1 - b + b * length / avgdl), made once per
+        snapshot (avgdl is the snapshot's)."""
+        if self._norms[i] is None:
+            lengths = np.asarray(self.segments[i][0].lengths, np.float64)
+            self._norms[i] = K1 * ((1 - B) + B * lengths / self.avgdl)
+        return self._norms[i]
+
+    def _postings(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live postings of every term in `terms` (distinct, sorted), over every segment at once: per posting,
+        which term, its global row, its term frequency and its passage's length normalisation. A few numpy calls
+        per segment however many terms (a per-term loop of small numpy calls cost more than the arithmetic)."""
+        wanted = np.array(terms)
+        term_of, rows, tfs, norms = [], [], [], []
+        for i, (p, live, base) in enumerate(self.segments):
+            if not len(p.terms):
                 continue
+            at = np.searchsorted(p.terms, wanted).tolist()
+            which, runs = [], []
+            for t, (j, term) in enumerate(zip(at, terms)):
+                if j < len(p.terms) and p.terms[j] == term:
+                    a, b = int(p.indptr[j]), int(p.indptr[j + 1])
+                    which.append(t)
+                    runs.append((a, b))
+            if not which:
+                continue
+            r = np.concatenate([p.rows[a:b] for a, b in runs])
+            f = np.concatenate([p.tfs[a:b] for a, b in runs])
+            t = np.repeat(np.array(which), [b - a for a, b in runs])
             if live is not None:
-                keep = live[rows]
-                rows, tfs = rows[keep], tfs[keep]
-            out.append((rows.astype(np.int64) + base, tfs, np.asarray(p.lengths)[rows]))
-        return out
+                keep = live[r]
+                r, f, t = r[keep], f[keep], t[keep]
+            term_of.append(t)
+            norms.append(self._norm(i)[r])
+            rows.append(r.astype(np.int64) + base if base else r.astype(np.int64))
+            tfs.append(f)
+        if not term_of:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, np.zeros(0)
+        if len(term_of) == 1:
+            return term_of[0], rows[0], tfs[0], norms[0]
+        return np.concatenate(term_of), np.concatenate(rows), np.concatenate(tfs), np.concatenate(norms)
 
     def df(self, term: str) -> int:
         if term not in self._df:
-            self._df[term] = sum(len(rows) for rows, _, _ in self._postings(term))
+            self._df[term] = len(self._postings([term])[0])
         return self._df[term]
 
     def idf(self, term: str) -> float:
         return idf(max(1, self.n), self.df(term))
 
     def search(self, tokens: list[str], k: int) -> tuple[list[float], list[int]]:
-        """The top `k` passages for the query's tokens (a repeated token counts again, as in bm25s), scores > 0."""
-        all_rows, all_scores = [], []
-        for term in tokens:
-            postings = self._postings(term)
-            df = sum(len(r) for r, _, _ in postings)
-            if not df:
-                continue
-            w = idf(self.n, df)
-            for rows, tfs, lengths in postings:
-                tf = tfs.astype(np.float32)
-                all_rows.append(rows)
-                all_scores.append(w * tf / (K1 * ((1 - B) + B * lengths / self.avgdl) + tf))
-        if not all_rows or k <= 0:
+        """The top `k` passages for the query's tokens (a repeated token counts again, as in bm25s), scores > 0.
+        Every posting of every query term is scored in one pass and summed per passage by one bincount."""
+        if not tokens or k <= 0 or not self.n:
             return [], []
-        rows, inverse = np.unique(np.concatenate(all_rows), return_inverse=True)
-        scores = np.bincount(inverse, weights=np.concatenate(all_scores)).astype(np.float32)
-        k = min(k, len(rows))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((rows[top], -scores[top]))]
-        top = top[scores[top] > 0]
-        return scores[top].astype(float).tolist(), rows[top].tolist()
+        repeats = Counter(tokens)
+        terms = sorted(repeats)
+        term_of, rows, tfs, norms = self._postings(terms)
+        if not len(rows):
+            return [], []
+        n = self.n
+        df = np.bincount(term_of, minlength=len(terms))
+        weights = np.log(1 + (n - df + 0.5) / (df + 0.5)) * np.array([repeats[t] for t in terms])  # idf() each
+        tf = tfs.astype(np.float32)
+        impact = weights[term_of] * tf / (norms + tf)
+        if len(rows) * 16 >= self.rows:  # dense: one slot per row of the snapshot
+            scores = np.bincount(rows, weights=impact, minlength=self.rows).astype(np.float32)
+            candidates = None
+        else:
+            candidates, inverse = np.unique(rows, return_inverse=True)
+            scores = np.bincount(inverse, weights=impact).astype(np.float32)
+        k = min(k, len(scores))
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th best score
+        top = np.flatnonzero(scores >= max(kth, np.float32(1e-30)))  # every tie at the k-th too: cut by row below
+        at = top if candidates is None else candidates[top]
+        order = np.lexsort((at, -scores[top]))[:k]
+        return scores[top[order]].astype(float).tolist(), at[order].tolist()

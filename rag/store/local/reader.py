@@ -15,7 +15,7 @@ import numpy as np
 from rag.errors import IndexIncompatible, IndexMissing
 from rag.runtime import compatible, compatible_runtimes
 from rag.store.local.lexical import LexicalIndex
-from rag.store.local.manifest import SEGMENTS, Manifest, read_manifest
+from rag.store.local.manifest import SEGMENTS, Manifest, lazy_snapshots, read_manifest
 from rag.store.local.segment import SegmentReader
 from rag.store.tokens import load_codec
 from rag.types import Chunk, Document
@@ -24,19 +24,20 @@ from rag.types import Chunk, Document
 class IndexStore:
     """The read-only view of one commit: documents, chunks, dense and lexical search, sentence and token data."""
 
-    def __init__(self, index_dir: Path, manifest: Manifest):
+    def __init__(self, index_dir: Path, manifest: Manifest, lazy: bool = False):
+        """`lazy`: open the segments' arrays when first used (only under the write lock: lazy_snapshots)."""
         self.path = index_dir
         self.manifest = manifest
         self.version = f"gen-{manifest.generation}"
         self.segments: list[SegmentReader] = []
         try:
             for entry in manifest.segments:
-                self.segments.append(SegmentReader(index_dir / SEGMENTS / entry["name"], entry))
+                self.segments.append(SegmentReader(index_dir / SEGMENTS / entry["name"], entry, lazy=lazy))
         except BaseException:
             self.close()
             raise
         self.bases = np.cumsum([0] + [s.rows for s in self.segments]).astype(np.int64)
-        self.has_tokens = bool(self.segments) and all(s.tokens is not None for s in self.segments)
+        self.has_tokens = bool(self.segments) and all(s.entry.get("has_tokens") for s in self.segments)
         self.codec = load_codec(manifest.token_codec, index_dir / manifest.codec_dir if manifest.codec_dir else None) \
             if self.has_tokens else None
         self._lexical: LexicalIndex | None = None
@@ -54,12 +55,15 @@ class IndexStore:
         from rag.store import legacy
 
         store = None
+        lazy = lazy_snapshots(index_dir)
         for attempt in range(20):
             manifest = read_manifest(index_dir)
             if manifest is None:
                 break
             try:
-                store = cls(index_dir, manifest)
+                store = cls(index_dir, manifest, lazy=lazy is not None)
+                if lazy is not None:
+                    lazy.add(store)
                 break
             except Exception:  # noqa: BLE001 - a missing file shows as OSError, sqlite3's or FAISS's RuntimeError
                 # A commit landed between reading the manifest and opening its segments, and removed one: the
@@ -235,6 +239,12 @@ class IndexStore:
     def tokens(self):
         """Kept for the consumers that test `store.tokens is not None` (use `has_tokens`)."""
         return True if self.has_tokens else None
+
+    def open_segments(self, names: set[str] | None = None) -> None:
+        """Open the arrays of the segments `names` (all: None) of a lazy snapshot, before their files may go."""
+        for s in self.segments:
+            if (names is None or s.name in names) and not s.closed:
+                s.open_files()
 
     def close(self) -> None:
         for s in self.segments:

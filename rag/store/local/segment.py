@@ -2,12 +2,18 @@
 
     segments/<name>/
       store.sqlite                 documents and chunks (exact offsets, sentence spans), local rows 0..n-1
-      <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry)
-      sentences.npy                sentence vectors, float16, in chunk order
-      tokens.npy, token_spans.npy, token_rows.npy   token codes (the index's codec), their document spans, and
+      <vector index files>         dense vectors through rag.store.vectors (`kind` in the manifest entry), when
+                                   the segment is large enough for the IVF (a smaller one's are in arrays.bin)
+      arrays.bin                   every other array, memory-mapped (rag/store/local/packed.py):
+        vectors                    passage vectors, float32, of a segment scanned exactly (kind "exact")
+        sentences                  sentence vectors, float16, in chunk order
+        tokens, token_spans, token_rows   token codes (the index's codec), their document spans, and
                                    chunk i's tokens at token_rows[i]:token_rows[i+1]
-      lex_*.npy                    lexical postings (rag/store/local/lexical.py)
+        lex_*                      lexical postings (rag/store/local/lexical.py)
       del-<generation>.json        tombstones, when some of its documents were removed (a new file per change)
+
+A segment of format 3 holds those arrays as one .npy file each (sentences.npy, tokens.npy, lex_terms.npy, ...);
+it is read as it is, and rewritten as format 4 by the merge that takes it in.
 
 A segment is written into a temporary directory, every file fsynced, then renamed into place; nothing in it is
 rewritten afterwards (a tombstone is a new file named by the commit that wrote it).
@@ -27,6 +33,8 @@ import numpy as np
 from rag.store.arrays import load_array
 from rag.store.local.lexical import Postings
 from rag.store.local.manifest import checksum, fsync_dir, fsync_file
+from rag.store.local.packed import FILE as ARRAYS
+from rag.store.local.packed import read_arrays, write_arrays
 from rag.store.vectors import build_vector_index, open_vector_index
 from rag.types import Chunk, Document, Span
 
@@ -51,6 +59,64 @@ _DOC_COLUMNS = "id, title, date, source, url, path, content_hash, text"
 
 def document_from_row(r) -> Document:
     return Document(id=r[0], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], content_hash=r[6], text=r[7])
+
+
+class _Detail:
+    """A field of a StoredDocument read from its segment on first use. Not a data descriptor: once read (or
+    given), the value in the instance's __dict__ is what attribute lookup finds. On the class it also hides
+    Document's default ("" for the title), which a listed document must not show for its real value."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, doc, owner=None):
+        if doc is None:
+            return self
+        if self.name not in doc.__dict__:
+            doc.__dict__.update(zip(StoredDocument._DETAILS, doc._segment.document_details(doc.id)))
+        return doc.__dict__[self.name]
+
+
+class StoredDocument(Document):
+    """A document listed from a segment with its id, path and content hash; its text and other metadata are read
+    from the segment when first used. Listing every document is what a writer does on each change (to compare
+    content hashes and paths), and it needs the rest of few: reading every text was most of that listing (pooled:
+    904 documents, 1.1 MB of text, 30-45 ms), and the titles and the rest most of what remained (11 ms of 12).
+    Equal to, and pickled as, the plain Document it stands for."""
+
+    _LISTED = ("id", "path", "content_hash")
+    _DETAILS = ("title", "date", "source", "url", "text")
+    title = _Detail()
+    date = _Detail()
+    source = _Detail()
+    url = _Detail()
+    text = _Detail()
+
+    def __init__(self, id, text="", title="", date="", source="", url="", path="", content_hash="", *,
+                 segment: "SegmentReader | None" = None):
+        d = self.__dict__  # a frozen dataclass: its fields are set through __dict__, as its own __init__ does
+        d.update(id=id, text=text, title=title, date=date, source=source, url=url, path=path,
+                 content_hash=content_hash, _segment=segment)
+
+    @classmethod
+    def listed(cls, row: tuple, segment: "SegmentReader") -> "StoredDocument":
+        """From a row of (id, path, content_hash), without calling __init__."""
+        doc = cls.__new__(cls)
+        doc.__dict__.update(zip(cls._LISTED, row), _segment=segment)
+        return doc
+
+    def _fields(self) -> tuple:
+        return (self.id, self.text, self.title, self.date, self.source, self.url, self.path, self.content_hash)
+
+    def __eq__(self, other):
+        if isinstance(other, Document):
+            return self._fields() == tuple(getattr(other, f) for f in Document.__dataclass_fields__)
+        return NotImplemented
+
+    __hash__ = Document.__hash__
+
+    def __reduce__(self):
+        return Document, self._fields()
 
 
 @dataclass
@@ -84,6 +150,7 @@ def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> 
     db = sqlite3.connect(path)
     with db:
         db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")  # the whole file is fsynced with the segment's others
         db.executescript(_SCHEMA)
         db.executemany(f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
                        [(d.id, d.title, d.date, d.source, d.url, d.path, d.content_hash, d.text) for d in documents])
@@ -98,7 +165,8 @@ def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> 
 
 
 def write_blocks(path: Path, blocks: list[np.ndarray], dtype, shape: tuple) -> None:
-    """Blocks of rows written one after the other into one .npy file, never all in memory at once."""
+    """Blocks of rows written one after the other into one .npy file, never all in memory at once (the format
+    before segments: rag/store/legacy.py)."""
     stored = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     at = 0
     for block in blocks:
@@ -117,22 +185,24 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
     try:
         write_tables(tmp / "store.sqlite", data.documents, data.chunks)
         vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
-        kind = build_vector_index(vectors, tmp)
-        np.save(tmp / "sentences.npy", np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension),
-                allow_pickle=False)
+        sentences = np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension)
+        arrays = {"sentences": (np.float16, sentences.shape, [sentences])}
+        kind = build_vector_index(vectors, tmp, arrays)  # a small segment's vectors go into `arrays`
+        files = {}
+        for f in sorted(tmp.iterdir()):
+            fsync_file(f)
+            files[f.name] = checksum(f)
         n_tokens = 0
         if data.tokens is not None:
             n_tokens = sum(len(b) for b in data.tokens)
             shape = data.tokens[0].shape[1:] if data.tokens else (0,)
             dtype = data.tokens[0].dtype if data.tokens else np.uint8
-            write_blocks(tmp / "tokens.npy", data.tokens, dtype, (n_tokens, *shape))
-            np.save(tmp / "token_spans.npy", np.asarray(data.token_spans, np.int32).reshape(-1, 2), allow_pickle=False)
-            np.save(tmp / "token_rows.npy", np.asarray(data.token_rows, np.int64), allow_pickle=False)
-        data.postings.save(tmp)
-        files = {}
-        for f in sorted(tmp.iterdir()):
-            fsync_file(f)
-            files[f.name] = checksum(f)
+            spans = np.asarray(data.token_spans, np.int32).reshape(-1, 2)
+            rows = np.asarray(data.token_rows, np.int64)
+            arrays.update(tokens=(dtype, (n_tokens, *shape), data.tokens), token_spans=(np.int32, spans.shape, [spans]),
+                          token_rows=(np.int64, rows.shape, [rows]))
+        arrays.update({name: (a.dtype, a.shape, [a]) for name, a in data.postings.arrays().items()})
+        files[ARRAYS] = write_arrays(tmp / ARRAYS, arrays)  # fsynced, its CRC32 computed as it is written
         fsync_dir(tmp)
         final = segments_dir / name
         os.rename(tmp, final)
@@ -159,9 +229,14 @@ def write_tombstones(segment_dir: Path, generation: int, doc_ids: list[str], row
 
 class SegmentReader:
     """One segment opened read-only: every file opened (or memory-mapped) now, so a later removal of the files
-    (after a newer commit dropped the segment) does not disturb this reader (POSIX unlink semantics)."""
+    (after a newer commit dropped the segment) does not disturb this reader (POSIX unlink semantics). With `lazy`
+    (a snapshot opened under the write lock: manifest.lazy_snapshots), only the SQLite file and the tombstones are
+    opened now, the arrays when first used or by `open_files`."""
 
-    def __init__(self, directory: Path, entry: dict):
+    ARRAYS = ("vectors", "sentences", "tokens", "token_spans", "token_rows", "postings")
+
+    def __init__(self, directory: Path, entry: dict, lazy: bool = False):
+        self.closed = False
         self.directory, self.entry = directory, entry
         self.name = entry["name"]
         self.rows = int(entry["rows"])
@@ -176,14 +251,37 @@ class SegmentReader:
         self.db = sqlite3.connect(f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1", uri=True,
                                   check_same_thread=False)
         self.db.execute("SELECT COUNT(*) FROM documents").fetchone()  # opens the file now
-        self.vectors = open_vector_index(entry["vector_kind"], directory)
-        self.sentences = load_array(directory / "sentences.npy")
+        if not lazy:
+            self.open_files()
+
+    def open_files(self) -> None:
+        """Open (memory-map) the segment's arrays, if not yet."""
+        if "postings" in self.__dict__:
+            return
+        directory, entry = self.directory, self.entry
         self.tokens = self.token_spans = self.token_rows = None
+        if ARRAYS in entry["files"]:  # format 4: one file
+            arrays = read_arrays(directory / ARRAYS)
+            self.vectors = open_vector_index(entry["vector_kind"], directory, arrays)
+            self.sentences = arrays["sentences"]
+            if entry.get("has_tokens"):
+                self.tokens, self.token_spans, self.token_rows = (arrays["tokens"], arrays["token_spans"],
+                                                                  arrays["token_rows"])
+            self.postings = Postings.from_arrays(arrays)
+            return
+        self.vectors = open_vector_index(entry["vector_kind"], directory)
+        self.sentences = load_array(directory / "sentences.npy")  # format 3: one .npy file per array
         if entry.get("has_tokens"):
             self.tokens = load_array(directory / "tokens.npy")
             self.token_spans = load_array(directory / "token_spans.npy")
             self.token_rows = load_array(directory / "token_rows.npy", mmap=False)
         self.postings = Postings.open(directory)
+
+    def __getattr__(self, name):  # only for what __dict__ lacks: the arrays of a lazy reader
+        if name not in SegmentReader.ARRAYS:
+            raise AttributeError(name)
+        self.open_files()
+        return self.__dict__[name]
 
     @property
     def live_rows(self) -> int:
@@ -202,9 +300,28 @@ class SegmentReader:
         r = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else document_from_row(r)
 
-    def documents(self) -> list[Document]:
-        return [d for d in map(document_from_row, self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents"))
-                if d.id not in self.deleted_docs]
+    def documents(self, with_text: bool = False) -> list[Document]:
+        """The live documents; without `with_text`, their text is read when first used (StoredDocument)."""
+        if with_text:
+            return [d for d in map(document_from_row, self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents"))
+                    if d.id not in self.deleted_docs]
+        return [StoredDocument.listed(r, self) for r in self.db.execute("SELECT id, path, content_hash FROM documents")
+                if r[0] not in self.deleted_docs]
+
+    def document_details(self, doc_id: str) -> tuple:
+        """(title, date, source, url, text) of a listed document."""
+        db = self.db
+        if self.closed:  # a document listed before its snapshot was closed: the file is read again
+            path = self.directory / "store.sqlite"
+            if not path.is_file():
+                raise RuntimeError(f"the text of {doc_id!r} was read after its snapshot closed and a later commit "
+                                   "removed its segment")
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            return db.execute("SELECT title, date, source, url, text FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        finally:
+            if db is not self.db:
+                db.close()
 
     def document_rows(self, doc_id: str) -> list[int]:
         return [r for (r,) in self.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
@@ -227,4 +344,5 @@ class SegmentReader:
         return self.tokens[a:b], np.asarray(self.token_spans[a:b])
 
     def close(self) -> None:
+        self.closed = True
         self.db.close()

@@ -15,7 +15,9 @@ import time
 import uuid
 from pathlib import Path
 
-from rag.store.local.manifest import MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir, read_manifest, write_manifest
+from rag.store.local.manifest import (FORMAT_VERSION, MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir,
+                                     lazy_snapshots, read_manifest, write_manifest)
+from rag.store.local.packed import FILE as ARRAYS
 from rag.store.local.segment import SegmentData, write_segment, write_tombstones
 from rag.store.tokens import load_codec
 
@@ -84,8 +86,11 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
                [e for e in entries[replace_at:] if e["name"] not in drop]
     documents = sum(e["documents"] - (e["deletes"] or {}).get("docs", 0) for e in kept)
     chunks = sum(e["rows"] - (e["deletes"] or {}).get("rows", 0) for e in kept)
+    # format 4 once a segment holds its arrays in one file; an index of format-3 segments only stays readable by
+    # the version that wrote it
+    version = FORMAT_VERSION if any(ARRAYS in e["files"] for e in kept) else min(base.format_version, 3)
     manifest = base.with_commit(generation=generation, segments=tuple(kept), documents=documents, chunks=chunks,
-                                created=time.time())
+                                created=time.time(), format_version=version)
     write_manifest(index_dir, manifest)
     remove_unreferenced(index_dir, manifest)
     return manifest
@@ -110,6 +115,8 @@ def remove_unreferenced(index_dir: Path, manifest: Manifest) -> list[str]:
     live_segments = {e["name"] for e in manifest.segments}
     removed = []
     segments_dir = index_dir / SEGMENTS
+    for snapshot in list(lazy_snapshots(index_dir) or ()):  # this writer's lazy snapshots keep what goes now
+        snapshot.open_segments({s.name for s in snapshot.segments} - live_segments)
     for entry in segments_dir.iterdir() if segments_dir.is_dir() else ():
         if entry.name not in live_segments:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
