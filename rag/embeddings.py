@@ -64,6 +64,8 @@ class Embedder:
         self._count: Any = None  # texts -> token counts
         self._tokenizer: Any = None
         self._lock = threading.Lock()  # the API embeds from a threadpool: load the model once
+        # The chunker's tokenizer has its own: the indexer loads it while the model session loads beside it.
+        self._tokenizer_lock = threading.Lock()
         # One forward pass at a time: each runtime already spreads a pass over every core, and concurrent passes
         # only fight over them (at 16 concurrent API clients, 22 req/s instead of 37 one at a time).
         self._encode_lock = threading.Lock()
@@ -135,7 +137,7 @@ class Embedder:
 
     def _fast_tokenizer(self) -> Any:
         """The model's tokenizers.Tokenizer (its tokenizer.json, as the chunker has always counted with)."""
-        with self._lock:
+        with self._tokenizer_lock:
             if self._tokenizer is None:
                 from rag.runtime.onnx import load_tokenizer
 

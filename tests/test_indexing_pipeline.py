@@ -14,13 +14,17 @@ from rag.indexer import ChunkEmbeddings, _chunk_inputs, _stored, embed_documents
 from rag.store.tokens.training import trained_codec
 
 
-def embed_chunks(embedder, docs, chunks, embed_title, batch_size, group, codec):
-    """The reference: each window of `group` chunks through `Embedder.encode_late`, one step after another."""
+def embed_chunks(embedder, docs, chunks, embed_title, batch_size, group, codec, first=None):
+    """The reference: a window of `first` chunks, then each window of `group` chunks through
+    `Embedder.encode_late`, one step after another, each chunk's tokens coded on their own."""
     parts = []
-    for i in range(0, len(chunks), group):
-        part = chunks[i:i + group]
+    bounds = [0, *range(first or group, len(chunks), group), len(chunks)]
+    for i, j in zip(bounds, bounds[1:]):
+        part = chunks[i:j]
         texts, spans, offsets = _chunk_inputs(docs, part, embed_title)
-        parts += _stored(part, offsets, *embedder.encode_late(texts, spans, batch_size=batch_size), codec)
+        vecs, sents, tokens = embedder.encode_late(texts, spans, batch_size=batch_size)
+        for k in range(len(part)):
+            parts += _stored(part[k:k + 1], offsets[k:k + 1], vecs[k:k + 1], sents[k:k + 1], tokens[k:k + 1], codec)
     return ChunkEmbeddings.concat(parts, embedder.dimension)
 
 
@@ -32,11 +36,13 @@ def test_pipeline_gives_the_same_chunks_and_vectors(embedder: Embedder) -> None:
     sequential_chunks = [c for d in ids for c in chunk_document(docs[d], clean(docs[d]), embedder.count_tokens,
                                                                  spec.chunking, skip_title=spec.embed_title)]
     codec = trained_codec(spec.token_codec, embedder)  # the shipped codec's codes, compared exactly
-    want = embed_chunks(embedder, docs, sequential_chunks, spec.embed_title, spec.batch_size, group=7, codec=codec)
+    want = embed_chunks(embedder, docs, sequential_chunks, spec.embed_title, spec.batch_size, group=7, codec=codec,
+                        first=3)
     seen = []
-    # A small window and queue: many windows, and a producer that must wait for the model.
+    # A small window and queue: many windows, and a producer that must wait for the model; the first window
+    # smaller still, as the indexer's is.
     chunks, got = embed_documents(spec, docs, ids, progress=lambda done, total: seen.append((done, total)),
-                                  window=7, queue_size=1, codec=codec)
+                                  window=7, first_window=3, queue_size=1, codec=codec)
     assert chunks == sequential_chunks and len(chunks) > 14
     assert np.array_equal(got.vectors, want.vectors)
     assert np.array_equal(got.sentences, want.sentences)
