@@ -106,7 +106,9 @@ def test_sigkill_at_random_moments_leaves_the_state_before_or_after(base, tmp_pa
         assert check_index(index_dir) == [], f"trial {trial}: --check failed after {done} changes"
         got = seen_state(index_dir)
         allowed = [expected[done]] + ([expected[done + 1]] if done < len(STEPS) else [])
-        assert got in allowed, (trial, done, got, allowed)
+        differing = {k: (got.get(k), [a.get(k) for a in allowed]) for k in set(got).union(*allowed)
+                     if any(got.get(k) != a.get(k) for a in allowed)}
+        assert got in allowed, (trial, done, "doc: (seen, allowed)", differing)
         landed.append(done)
         shutil.rmtree(tmp_path / f"t{trial}")
     # the kills fell at many different points of the run, not all before or after it
