@@ -66,7 +66,7 @@ class MilvusBackend:
         return schema.read_manifest(self.client, self.collection)
 
     def open(self, model_id: str | None = None, runtime: str | None = None, older_format: bool = False):
-        manifest = self._manifest() if self.exists() else None
+        manifest = self._manifest() if self._collections() else None
         if manifest is None:
             raise IndexMissing(f"no index in {self.describe()}; build one with `rag index PATH`")
         schema.check_settings(manifest, self.describe(), model_id, runtime)
@@ -159,9 +159,9 @@ class MilvusBackend:
             terms += writer.write_documents(self.client, self.collection, {c.doc_id: docs[c.doc_id] for _, c in part},
                                             [c for _, c in part], emb, embed_title, switch=False)
         writer.apply_terms(self.client, self.collection, terms)
-        self.client.upsert(schema.names(self.collection)["documents"], [writer.document_row(d) for d in docs.values()])
-        for d in docs.values():
-            self.client.upsert(schema.names(self.collection)["texts"], writer.text_rows(d))
+        n = schema.names(self.collection)
+        writer.in_batches(self.client, n["texts"], [row for d in docs.values() for row in writer.text_rows(d)])
+        writer.in_batches(self.client, n["documents"], [writer.document_row(d) for d in docs.values()])
         self._commit(replace(store.manifest, generation=0, segments=()))
 
     def _commit(self, manifest) -> None:
@@ -190,11 +190,10 @@ class MilvusBackend:
             self.client.delete(n["passages"], ids=rows)
         if texts:
             self.client.delete(n["texts"], ids=texts)
-        live, stored = writer.live_terms(self.client, self.collection), writer.stored_terms(self.client, self.collection)
-        drift = {t for t in set(live) | set(stored) if live.get(t, 0) != stored.get(t, 0)}
-        if drift:  # the document frequencies recounted from the live passages
-            writer.apply_terms(self.client, self.collection, Counter({t: live.get(t, 0) for t in drift}),
-                               Counter({t: stored.get(t, 0) for t in drift}))
+        recounted, stored = writer.term_drift(self.client, self.collection)
+        drift = set(recounted) | set(stored)
+        if drift:  # the document frequencies set to the recount from the live passages
+            writer.apply_terms(self.client, self.collection, recounted, stored)
         for name in n.values():
             self.client.compact(name)
         report.written = bool(rows or texts or drift)
@@ -211,8 +210,7 @@ class MilvusBackend:
         if rows or texts:
             problems.append(f"{len(rows)} passages and {len(texts)} texts belong to no live document version "
                             "(a write was interrupted); `rag index --compact` deletes them")
-        live, stored = writer.live_terms(self.client, self.collection), writer.stored_terms(self.client, self.collection)
-        drift = sum(1 for t in set(live) | set(stored) if live.get(t, 0) != stored.get(t, 0))
+        drift = len(set().union(*writer.term_drift(self.client, self.collection)))
         if drift:
             problems.append(f"{drift} tokens' document frequencies differ from the live passages' "
                             "(a write was interrupted); `rag index --compact` recounts them")

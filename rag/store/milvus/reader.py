@@ -76,14 +76,15 @@ class MilvusStore:
 
     def _load_texts(self, headers: list[dict]) -> None:
         """The texts of these documents' versions, by primary key, in one round trip."""
-        keys = [f"{h['content_hash']}:{n}" for h in headers if h["content_hash"] not in self._texts
-                for n in range(h["parts"])]
+        keys = list(dict.fromkeys(f"{h['content_hash']}:{n}" for h in headers if h["content_hash"] not in self._texts
+                                  for n in range(h["parts"])))
         if not keys:
             return
         parts: dict[str, list[tuple[int, str]]] = {}
-        for r in self.client.get(self.names["texts"], ids=list(dict.fromkeys(keys)),
-                                 output_fields=["content_hash", "part", "text"]):
-            parts.setdefault(r["content_hash"], []).append((r["part"], r["text"]))
+        for at in range(0, len(keys), 1000):
+            for r in self.client.get(self.names["texts"], ids=keys[at:at + 1000],
+                                     output_fields=["content_hash", "part", "text"]):
+                parts.setdefault(r["content_hash"], []).append((r["part"], r["text"]))
         for h in headers:
             self._texts.setdefault(h["content_hash"], "".join(t for _, t in sorted(parts.get(h["content_hash"], []))))
 
@@ -97,25 +98,11 @@ class MilvusStore:
         return self._document(header) if header else None
 
     def documents(self) -> list[Document]:
-        it = self.client.query_iterator(self.names["documents"], batch_size=1000, filter="", output_fields=DOCUMENT)
-        try:
-            while batch := it.next():
-                for header in batch:
-                    self._headers[header["doc_id"]] = header
-        finally:
-            it.close()
-        texts = {}
-        it = self.client.query_iterator(self.names["texts"], batch_size=200, filter="",
-                                        output_fields=["content_hash", "part", "text"])
-        try:
-            while batch := it.next():
-                for r in batch:
-                    texts.setdefault(r["content_hash"], []).append((r["part"], r["text"]))
-        finally:
-            it.close()
-        for key, parts in texts.items():
-            self._texts.setdefault(key, "".join(t for _, t in sorted(parts)))
-        return sorted((self._document(h) for h in self._headers.values() if h), key=lambda d: d.id)
+        for header in schema.all_rows(self.client, self.names["documents"], DOCUMENT):
+            self._headers[header["doc_id"]] = header
+        headers = [h for h in self._headers.values() if h]
+        self._load_texts(headers)
+        return sorted((self._document(h) for h in headers), key=lambda d: d.id)
 
     # -- passages --------------------------------------------------------------------------------------------
     def _live(self, rows: list[dict]) -> list[dict]:
@@ -144,14 +131,8 @@ class MilvusStore:
         return [self._chunks[r] for r in rows]
 
     def all_chunks(self) -> list[tuple[int, Chunk]]:
-        out = []
-        it = self.client.query_iterator(self.names["passages"], batch_size=1000, filter="", output_fields=LIGHT)
-        try:
-            while batch := it.next():
-                out += [(r["row"], self._chunks[r["row"]]) for r in self._live(batch)]
-        finally:
-            it.close()
-        return sorted(out, key=lambda rc: (rc[1].doc_id, rc[1].ordinal))
+        live = self._live(schema.all_rows(self.client, self.names["passages"], LIGHT))
+        return sorted(((r["row"], self._chunks[r["row"]]) for r in live), key=lambda rc: (rc[1].doc_id, rc[1].ordinal))
 
     def _heavy_fields(self, row: int) -> dict:
         if row not in self._heavy:
@@ -192,9 +173,12 @@ class MilvusStore:
             return [], []
         result = self.client.search(self.names["passages"], data=[data], anns_field=field, limit=k + SLACK,
                                     output_fields=LIGHT)[0]
+        return self._live_hits(result, score, k)
+
+    def _live_hits(self, result, score, k: int | None = None) -> tuple[list[float], list[int]]:
+        """(scores, rows) of the live hits of one Milvus search, best first, at most `k`."""
         by_row = {h["entity"].get("row", h.get("row")): h for h in result}
-        entities = [dict(h["entity"], row=row) for row, h in by_row.items()]
-        live = self._live(entities)[:k]
+        live = self._live([dict(h["entity"], row=row) for row, h in by_row.items()])[:k]
         return [score(by_row[r["row"]]["distance"]) for r in live], [r["row"] for r in live]
 
     def dense_search(self, query: np.ndarray, k: int) -> tuple[list[float], list[int]]:
@@ -222,9 +206,7 @@ class MilvusStore:
                                              expr=f"language == {schema.literal(language)}" if language else None))
         result = self.client.hybrid_search(self.names["passages"], requests, RRFRanker(rrf_k), limit=2 * k + SLACK,
                                            output_fields=LIGHT)[0]
-        by_row = {h["entity"].get("row", h.get("row")): h for h in result}
-        live = self._live([dict(h["entity"], row=row) for row, h in by_row.items()])
-        return [float(by_row[r["row"]]["distance"]) for r in live], [r["row"] for r in live]
+        return self._live_hits(result, float)
 
     def idf(self, token: str) -> float:
         return self.idfs([token])[token]

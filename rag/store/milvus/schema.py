@@ -162,6 +162,18 @@ def exists(client, collection: str) -> bool:
     return True
 
 
+def all_rows(client, name: str, fields: list[str], batch_size: int = 1000) -> list[dict]:
+    """Every row of a collection (a query iterator read to its end)."""
+    out = []
+    it = client.query_iterator(name, batch_size=batch_size, filter="", output_fields=fields)
+    try:
+        while batch := it.next():
+            out += batch
+    finally:
+        it.close()
+    return out
+
+
 # -- the meta collection ----------------------------------------------------------------------------------------
 def read_manifest(client, collection: str) -> Manifest | None:
     rows = client.get(names(collection)["meta"], ids=["manifest"], output_fields=["value"])

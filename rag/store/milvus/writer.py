@@ -62,7 +62,7 @@ def document_row(doc: Document) -> dict:
             "parts": len(text_rows(doc)), "placeholder": schema.PLACEHOLDER}
 
 
-def _in_batches(client, collection: str, rows: list[dict]) -> None:
+def in_batches(client, collection: str, rows: list[dict]) -> None:
     for at in range(0, len(rows), BATCH):
         client.upsert(collection, rows[at:at + BATCH])
 
@@ -76,15 +76,15 @@ def write_documents(client, collection: str, docs: dict[str, Document], chunks: 
     rows = passage_rows(docs, chunks, emb, embed_title)
     terms = Counter(t for row in rows for t in set(row["lexical"].split()))
     if not switch:
-        _in_batches(client, n["passages"], rows)
+        in_batches(client, n["passages"], rows)
         return terms
     by_doc: dict[str, list[dict]] = {}
     for row in rows:
         by_doc.setdefault(row["doc_id"], []).append(row)
     for doc_id in sorted(docs):
         doc = docs[doc_id]
-        _in_batches(client, n["passages"], by_doc.get(doc_id, []))
-        _in_batches(client, n["texts"], text_rows(doc))
+        in_batches(client, n["passages"], by_doc.get(doc_id, []))
+        in_batches(client, n["texts"], text_rows(doc))
         client.upsert(n["documents"], [document_row(doc)])  # the switch: readers now see this version
         drop_versions(client, collection, [doc_id], keep=doc.content_hash)
     return terms
@@ -108,23 +108,12 @@ def remove_documents(client, collection: str, doc_ids: list[str]) -> None:
 def orphans(client, collection: str) -> tuple[list[int], list[str]]:
     """Passages and texts no document's live version claims (left by a writer that died half-way)."""
     n = schema.names(collection)
-    live = {r["doc_id"]: r["content_hash"] for r in _all(client, n["documents"], ["doc_id", "content_hash"])}
-    rows = [r["row"] for r in _all(client, n["passages"], ["row", "doc_id", "doc_hash"])
+    live = {r["doc_id"]: r["content_hash"] for r in schema.all_rows(client, n["documents"], ["doc_id", "content_hash"])}
+    rows = [r["row"] for r in schema.all_rows(client, n["passages"], ["row", "doc_id", "doc_hash"])
             if live.get(r["doc_id"]) != r["doc_hash"]]
-    texts = [r["key"] for r in _all(client, n["texts"], ["key", "doc_id", "content_hash"])
+    texts = [r["key"] for r in schema.all_rows(client, n["texts"], ["key", "doc_id", "content_hash"])
              if live.get(r["doc_id"]) != r["content_hash"]]
     return rows, texts
-
-
-def _all(client, collection: str, fields: list[str]) -> list[dict]:
-    out = []
-    it = client.query_iterator(collection, batch_size=2000, filter="", output_fields=fields)
-    try:
-        while batch := it.next():
-            out += batch
-    finally:
-        it.close()
-    return out
 
 
 # -- document frequencies (the C_terms collection) ----------------------------------------------------------------
@@ -134,8 +123,8 @@ def live_terms(client, collection: str, doc_ids: list[str] | None = None) -> Cou
     if doc_ids is not None and not doc_ids:
         return Counter()
     if doc_ids is None:
-        live = {r["doc_id"]: r["content_hash"] for r in _all(client, n["documents"], ["doc_id", "content_hash"])}
-        rows = _all(client, n["passages"], ["doc_id", "doc_hash", "lexical"])
+        live = {r["doc_id"]: r["content_hash"] for r in schema.all_rows(client, n["documents"], ["doc_id", "content_hash"])}
+        rows = schema.all_rows(client, n["passages"], ["doc_id", "doc_hash", "lexical"])
     else:
         live = {r["doc_id"]: r["content_hash"]
                 for r in client.get(n["documents"], ids=list(doc_ids), output_fields=["doc_id", "content_hash"])}
@@ -162,4 +151,12 @@ def apply_terms(client, collection: str, added: Counter, removed: Counter = Coun
 
 
 def stored_terms(client, collection: str) -> Counter:
-    return Counter({r["token"]: r["df"] for r in _all(client, schema.names(collection)["terms"], ["token", "df"])})
+    return Counter({r["token"]: r["df"] for r in schema.all_rows(client, schema.names(collection)["terms"], ["token", "df"])})
+
+
+def term_drift(client, collection: str) -> tuple[Counter, Counter]:
+    """The document frequencies recounted from the live passages and the stored ones, for the tokens where
+    they differ (both empty when the stored ones are right)."""
+    live, stored = live_terms(client, collection), stored_terms(client, collection)
+    drift = {t for t in set(live) | set(stored) if live.get(t, 0) != stored.get(t, 0)}
+    return Counter({t: live[t] for t in drift if live.get(t)}), Counter({t: stored[t] for t in drift if stored.get(t)})
