@@ -217,6 +217,11 @@ def _finish(backend: StoreBackend, old, final: dict[str, Document], report: Inde
     finally:
         if old is not None:
             old.close()
+    _counted(backend, report)
+
+
+def _counted(backend: StoreBackend, report: IndexReport) -> None:
+    """The live commit's numbers into the report."""
     report.documents, report.chunks = backend.counts()
     report.generation = backend.generation() or 0
 
@@ -300,10 +305,7 @@ def remove_documents(target: Target, doc_ids: list[str]) -> IndexReport:
             backend.remove(store, report.removed, report)
         finally:
             store.close()
-        if hasattr(backend, "after_remove"):
-            backend.after_remove(report)
-        report.documents, report.chunks = backend.counts()
-        report.generation = backend.generation() or 0
+        _counted(backend, report)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -315,7 +317,6 @@ def compact_index(target: Target) -> IndexReport:
     report = IndexReport()
     with backend.write_lock():
         backend.compact(report)
-        report.documents, report.chunks = backend.counts()
-        report.generation = backend.generation() or 0
+        _counted(backend, report)
     report.seconds = time.perf_counter() - t0
     return report

@@ -104,6 +104,7 @@ class LocalBackend:
                                     "(with the PATHs you indexed) to migrate it first")
         commit(self.index_dir, old.manifest, old, delete=set(doc_ids))
         report.written = True
+        self._merge(report, MergePolicy())
 
     def compact(self, report) -> None:
         if read_manifest(self.index_dir) is None:
@@ -111,9 +112,6 @@ class LocalBackend:
         merged = maybe_compact(self.index_dir, force=True)
         report.written = merged is not None
         report.merged = f"{merged[0]} -> {merged[1]} segments" if merged else ""
-
-    def after_remove(self, report) -> None:
-        self._merge(report, MergePolicy())
 
     def _merge(self, report, policy: MergePolicy) -> None:
         merged = maybe_compact(self.index_dir, policy)
