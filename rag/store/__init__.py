@@ -13,7 +13,6 @@ Layout of an index directory::
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from rag.store import legacy
 from rag.store.local import (FORMAT_VERSION, IndexStore, Manifest, MergePolicy, SegmentData, check_index, commit,
@@ -26,11 +25,6 @@ def quantize_tokens(vectors):
     return Int8Codec().encode(vectors)
 
 
-def index_exists(index_dir: Path) -> bool:
-    """A segmented index, or one of the format before it (which `rag index` migrates)."""
-    return read_manifest(index_dir) is not None or legacy.current_version(index_dir) is not None
-
-
 __all__ = ["FORMAT_VERSION", "IndexStore", "Manifest", "MergePolicy", "SegmentData", "check_index", "commit",
-           "current_generation", "index_exists", "maybe_compact", "quantize_tokens", "read_manifest", "start_index",
+           "current_generation", "maybe_compact", "quantize_tokens", "read_manifest", "start_index",
            "write_lock"]
