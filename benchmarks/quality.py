@@ -304,7 +304,7 @@ sys.path.insert(0, str(ROOT))
 from rag.answer import (CONFIDENCE_FEATURES, CONFIDENCE_MODELS, CROSS_LANGUAGE_FEATURES, AnswerConfig,  # noqa: E402
                         ExtractiveAnswerer)
 from rag.arabic import STOPWORDS, answer_contains, normalize  # noqa: E402
-from rag.chain import Assistant, build_index  # noqa: E402
+from rag.chain import Assistant, build_index, late_weight  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import MAX_ANSWER_CHARS, EvalQuestion, exact_match, load_questions, prepare, token_f1  # noqa: E402
@@ -399,7 +399,7 @@ def configure(assistant: Assistant, row: Row, light: LightBM25Retriever | None) 
     hybrid = HybridRetriever(assistant.store, assistant.encode_query, candidates=s.candidates, fusion=row.fusion,
                              alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth if row.rerank else 0,
                              rerank_weight=s.rerank_weight if row.late else EARLY_RERANK_WEIGHT,
-                             rerank_coverage=s.rerank_coverage, late_weight=s.rerank_late_weight if row.late else 0.0,
+                             rerank_coverage=s.rerank_coverage, late_weight=late_weight(s, assistant.store) if row.late else 0.0,
                              one_per_document=s.one_per_document and row.rerank)
     if light is not None:
         hybrid.retrievers[1] = light

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     rerank_depth: int = 20
     rerank_weight: float = 3.0
     rerank_coverage: float = 0.25
-    rerank_late_weight: float = 5.0
+    # None: by the index's token codec (LATE_WEIGHT_BY_CODEC).
+    rerank_late_weight: float | None = None
     one_per_document: bool = False
 
     # Extractive answer
