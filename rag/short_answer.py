@@ -141,7 +141,8 @@ class SpanConfig:
     type_weight: float = 1.5  # a span of the type asked for (date, number)
     length_weight: float = 0.1  # per word beyond the first (longer names and phrases)
     after_weight: float = 0.3  # the span follows a word the question says (ولد في X, قائد X)
-    min_score: float = 0.8  # below it, no short answer
+    min_score: float = 0.8  # below it, no short answer (the rules)
+    min_probability: float = 0.0  # below it, no short answer (the learned picker: its softmax over the candidates)
 
 
 def mark_asked(words: list[Word], question_stems: set[str], token_match: np.ndarray | None = None) -> None:

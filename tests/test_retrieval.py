@@ -218,3 +218,37 @@ def test_a_sentence_repeated_in_a_near_duplicate_article_is_quoted_once(embedder
     assert answerer.repeats(*same) and answerer.repeats(*reversed(same))
     assert not answerer.repeats(*reworded)  # 7 of 10 terms shared: said differently enough to keep both
     assert not answerer.repeats(same[0], reworded[0])
+
+
+def test_a_question_in_another_language_chooses_sentences_without_shared_words(assistant):
+    """The sentence score's lexical share counts for an Arabic question only (cross_language_lexical_weight)."""
+    english = "How many American troops does the United States have in Iraq?"
+
+    def scores(question: str, **config) -> dict:
+        answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(abstain_threshold=0, **config),
+                                      query_tokens=assistant.encode_query.tokens)
+        scored = answerer.score_sentences(question, assistant.encode_query(question), assistant.hybrid.search(question, 5))
+        return {(s.hit.row, s.span): (s.score, s.coverage) for s in scored}
+
+    shipped, heavier = scores(english), scores(english, lexical_weight=0.5)
+    assert shipped == heavier  # the Arabic weight does not touch an English question
+    assert any(cov > 0 for _, cov in shipped.values())  # though it shares names with the sentences (rag.names)
+    counted = scores(english, cross_language_lexical_weight=0.1)
+    for key, (score, cov) in shipped.items():
+        assert counted[key][0] == pytest.approx(score + 0.1 * cov, abs=1e-6)
+    arabic, arabic_heavier = scores(TALKS), scores(TALKS, lexical_weight=0.5)
+    assert any(arabic_heavier[k][0] == pytest.approx(s + 0.4 * c, abs=1e-6) and c > 0 for k, (s, c) in arabic.items())
+
+
+def test_the_second_stage_weighs_late_interaction_by_the_index_codec(assistant):
+    from types import SimpleNamespace
+
+    from rag.chain import LATE_WEIGHT_BY_CODEC, late_weight
+    from rag.store.tokens.int8 import Int8Codec
+
+    s = assistant.settings
+    assert assistant.store.codec.name == "pq"
+    assert assistant.hybrid.late_weight == late_weight(s, assistant.store) == LATE_WEIGHT_BY_CODEC["pq"]
+    assert late_weight(s, SimpleNamespace(codec=Int8Codec())) == LATE_WEIGHT_BY_CODEC["int8"]
+    assert LATE_WEIGHT_BY_CODEC["pq"] != LATE_WEIGHT_BY_CODEC["int8"]
+    assert late_weight(s.model_copy(update={"rerank_late_weight": 2.5}), assistant.store) == 2.5

@@ -132,7 +132,7 @@ def test_who_commands_the_quds_force_is_answered_in_english(assistant):
     ans = assistant.ask(q)
     assert not ans.abstained
     _check_spans(assistant, ans)
-    assert any(c.doc_id == QUDS_DOC and "إسماعيل قآني" in c.quote for c in ans.citations)
+    assert any(c.doc_id == QUDS_DOC and "قآني" in c.quote and "قائد" in c.quote for c in ans.citations)
 
 
 @pytest.mark.parametrize("question", ["What is the capital of Mongolia?", "Who won the 2018 World Cup?"])
