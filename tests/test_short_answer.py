@@ -156,3 +156,18 @@ def test_when_the_talks_resume_has_a_date_as_its_short_answer(assistant, questio
     _check_spans(assistant, ans)
     assert ans.short_answer is not None and ans.short_answer.kind == "date"
     assert ans.short_answer.text in ("الأحد", "الأحد المقبل الموافق 11 فبراير 2024", "11 فبراير 2024")
+
+
+def test_who_leads_the_quds_force_names_the_commander(assistant):
+    ans = assistant.ask("من يقود فيلق القدس الإيراني؟")
+    assert not ans.abstained
+    _check_spans(assistant, ans)
+    assert ans.short_answer is not None and ans.short_answer.kind == "person"
+    assert ans.short_answer.text == "إسماعيل قآني" and ans.short_answer.doc_id == QUDS_DOC
+
+
+def test_trumps_position_asked_in_english_quotes_what_he_said(assistant):
+    ans = assistant.ask("What is Trump's position on the Oman talks with Iran?")
+    assert not ans.abstained
+    _check_spans(assistant, ans)
+    assert any(c.doc_id == TRUMP_DOC and "ترامب بمضمون المحادثات" in c.quote for c in ans.citations)
