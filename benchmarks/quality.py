@@ -126,8 +126,8 @@ questions and short answers). Pooled R@1 / R@5 / c@400 / answered / refused, Eng
     (0) vs 0.418 (-0.05); the name keys alone at 0.05 / 0.1: 0.490 / 0.464. The second stage's coverage at 0 for
     English too: R@1 0.513 -> 0.536 but c@400 0.500 -> 0.487; dropped.
   - the learned short-answer picker (kept; rag/span_scorer.py, fitted on ARCD by benchmarks/span_scorer.py, l2 1):
-    over the best sentence, every question answered, F1 rules -> model: ARCD (fitted on) 0.291 -> 0.342, MLQA
-    (held out) 0.183 -> 0.207, English 0.103 -> 0.105; the oracle candidate 0.604 / 0.472 / 0.286. In this table,
+    over the best sentence, every question answered, F1 rules -> model: ARCD (fitted on) 0.292 -> 0.339, MLQA
+    (held out) 0.183 -> 0.208, English 0.105 -> 0.108; the oracle candidate 0.605 / 0.472 / 0.289. In this table,
     pooled EM / F1 0.081 / 0.243 -> 0.112 / 0.282 (MLQA 0.070 / 0.158 -> 0.093 / 0.175, English 0.023 / 0.091 ->
     0.023 / 0.098). With int8-decoded vectors instead of pq's (a scratch fit): MLQA 0.228, English 0.132.
   - cross-language pseudo-relevance feedback (the Arabic words of the top 1-5 dense passages whose tokens best

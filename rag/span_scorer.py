@@ -53,13 +53,13 @@ def candidates(words: list[Word], kind: str, similarity: np.ndarray, rarity: np.
     n, top = len(words), float(similarity.max()) if len(similarity) else 0.0
     out = []
     for i in range(n):
-        if words[i].asked or words[i].stop:
+        if words[i].asked or words[i].stop or not _spoken(words[i]):
             continue
         for j in range(i, min(n, i + MAX_WORDS)):
             w = words[j]
             if w.clause != words[i].clause or w.asked:
                 break
-            if w.stop:
+            if w.stop or not _spoken(w):
                 continue
             span = words[i:j + 1]
             typed = _typed(span, words, i, j, kind, config)
@@ -88,6 +88,11 @@ def candidates(words: list[Word], kind: str, similarity: np.ndarray, rarity: np.
                 j == n - 1 or words[j + 1].clause != w.clause,
             ], dtype=np.float32)))
     return out
+
+
+def _spoken(word: Word) -> bool:
+    """A word with a letter or digit: a span does not start or end on a dash or a stray mark ("المنورة -")."""
+    return any(ch.isalnum() for ch in word.key)
 
 
 def word_means(values: np.ndarray, words: list[Word], token_spans: np.ndarray) -> np.ndarray:
