@@ -45,7 +45,7 @@ from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import EvalQuestion, exact_match, load_questions, prepare, token_f1  # noqa: E402
 from rag.short_answer import SpanConfig, extend_number, pick, question_type  # noqa: E402
-from rag.span_scorer import BASE_FEATURES, KINDS, SpanScorer, candidates, word_means  # noqa: E402
+from rag.span_scorer import BASE_FEATURES, KINDS, SpanScorer, candidates, word_means, word_rarity  # noqa: E402
 
 
 def sentence_rows(assistant, q: EvalQuestion, train: bool) -> list[dict]:
@@ -73,8 +73,7 @@ def sentence_rows(assistant, q: EvalQuestion, train: bool) -> list[dict]:
         sims, spans = store.token_similarities(s.hit.row, np.vstack([q_tokens, np.eye(q_tokens.shape[1], dtype=np.float32)]))
         per_word = word_means(sims, words, spans)
         similarity, vectors = per_word[:len(q_tokens)].max(axis=0), per_word[len(q_tokens):]  # (words,), (d, words)
-        idf = store.idfs({w.stem for w in words} | {""})
-        rarity = np.array([idf.get(w.stem, idf[""]) / max(idf[""], 1e-9) for w in words], np.float32)
+        rarity = word_rarity(store, words)
         cands = candidates(words, kind, similarity, rarity)
         if not cands:
             continue

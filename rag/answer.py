@@ -22,7 +22,7 @@ from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
                               word_matches)
-from rag.span_scorer import SpanScorer, candidates, learned_span_scorer, word_means
+from rag.span_scorer import SpanScorer, candidates, learned_span_scorer, word_means, word_rarity
 from rag.store import IndexStore
 from rag.types import Answer, Citation, Hit, ShortAnswer, Span
 
@@ -285,8 +285,7 @@ class ExtractiveAnswerer:
         q_tokens = self.query_tokens(question)
         sims, token_spans = self.store.token_similarities(best.hit.row, np.vstack([q_tokens, scorer.probes]))
         per_word = word_means(sims, words, token_spans)
-        idf = self.store.idfs({w.stem for w in words} | {""})
-        rarity = np.array([idf.get(w.stem, idf[""]) / max(idf[""], 1e-9) for w in words], np.float32)
+        rarity = word_rarity(self.store, words)
         found = scorer.best(candidates(words, kind, per_word[:len(q_tokens)].max(axis=0), rarity), kind,
                             per_word[len(q_tokens):])
         if found is None or found[1] < self.config.short.min_probability:

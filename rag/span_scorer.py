@@ -95,6 +95,12 @@ def _spoken(word: Word) -> bool:
     return any(ch.isalnum() for ch in word.key)
 
 
+def word_rarity(store, words: list[Word]) -> np.ndarray:
+    """Per word, its stem's IDF over the IDF of a term no passage holds (one look-up for the sentence)."""
+    idf = store.idfs({w.stem for w in words} | {""})
+    return np.array([idf.get(w.stem, idf[""]) / max(idf[""], 1e-9) for w in words], np.float32)
+
+
 def word_means(values: np.ndarray, words: list[Word], token_spans: np.ndarray) -> np.ndarray:
     """Per word, the mean over its tokens of each row of `values` ((r, t) over the passage's tokens): (r, words)."""
     out = np.zeros((values.shape[0], len(words)), np.float32)
