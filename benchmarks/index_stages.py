@@ -5,8 +5,8 @@ entry point) with a timer wrapped around each stage: imports, the model session,
 tokenising, forward passes, pooling/sentence/token vectors, the token codec's encode (and its training on a
 first index), postings, writing, compaction. Stages nest (tokenising inside chunking's token counts; the codec
 inside "stored"), so the table says which are inside which; each row gives calls, wall seconds and the CPU
-seconds of the thread that ran it (the producer thread and the main thread share 2 cores: wall > CPU is
-waiting or contention). Beside it, the interpreter's own start-up (`python -c pass`) and optionally the
+seconds of the thread that ran it (the producer thread and the model workers, one per core, share the cores:
+wall > CPU is waiting or contention). Beside it, the interpreter's own start-up (`python -c pass`) and optionally the
 same command in a fresh process (--subprocess), and the main thread's cProfile top (--profile N).
 
     .venv/bin/python benchmarks/index_stages.py [--runtime onnx-int8] [--paragraphs 400] [--profile 25]
@@ -42,6 +42,12 @@ TIMES: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
 _active = threading.local()
 
 
+def _thread() -> str:
+    """main, producer, or model-N (the indexer's model workers, one per core)."""
+    t = threading.current_thread()
+    return "main" if t is threading.main_thread() else t.name.removeprefix("rag-index-")
+
+
 def timed(stage: str, fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -53,7 +59,7 @@ def timed(stage: str, fn):
         finally:
             setattr(_active, stage, depth)
             if depth == 0:
-                row = TIMES[(stage, "main" if threading.current_thread() is threading.main_thread() else "producer")]
+                row = TIMES[(stage, _thread())]
                 row[0] += 1
                 row[1] += time.perf_counter() - w0
                 row[2] += time.thread_time() - c0
@@ -61,7 +67,7 @@ def timed(stage: str, fn):
 
 
 def patch(owner, name: str, stage: str, kind: str = "") -> None:
-    fn = owner.__dict__[name] if kind else getattr(owner, name)
+    fn = owner.__dict__[name] if kind in ("classmethod", "staticmethod") else getattr(owner, name)
     if kind == "classmethod":
         setattr(owner, name, classmethod(timed(stage, fn.__func__)))
     elif kind == "staticmethod":
@@ -75,10 +81,9 @@ STAGES = [
     ("index_paths", "", "the whole `rag index` after imports and the CLI's set-up"),
     ("model session", "", "Embedder.runtime: ONNX session + tokenizer (or torch) loaded"),
     ("read+parse files", "index_paths", "load_paths"),
-    ("open previous", "index_paths", "the live index, if any"),
     ("codec training/cache", "write", "trained_codec: PQ centroids (trained once per model/runtime, cached)"),
     ("start index", "write", "start_index"),
-    ("write", "index_paths", "_write: embed + commit"),
+    ("write", "index_paths", "LocalBackend.write: embed + commit"),
     ("embed_documents", "write", "chunk, tokenise, forward, vectors, codes"),
     ("clean", "embed_documents", "rag.documents.clean"),
     ("chunking", "embed_documents", "chunk_document (token counts inside)"),
@@ -89,10 +94,10 @@ STAGES = [
     ("vectors", "embed_documents", "Embedder.late_vectors: pooling, sentence and token vectors"),
     ("stored", "embed_documents", "_stored: spans to document offsets + codec encode"),
     ("codec encode", "stored", "TokenCodec.encode"),
-    ("first batch wait", "embed_documents", "the main thread waiting for the producer's first batch"),
-    ("queue wait", "embed_documents", "the main thread waiting for the producer's next batch (after the first)"),
+    ("first batch wait", "embed_documents", "a model worker waiting for the producer's first batch"),
+    ("queue wait", "embed_documents", "a model worker polling for the producer's next batch (after the first)"),
     ("concat", "write", "ChunkEmbeddings.concat"),
-    ("segment+postings", "write", "_segment: lexical tokens + Postings.build"),
+    ("segment+postings", "write", "segment_data: lexical tokens + Postings.build"),
     ("lexical tokens", "segment+postings", "rag.arabic.tokenize"),
     ("postings build", "segment+postings", "Postings.build"),
     ("commit", "write", "commit: segment files, FAISS, SQLite, fsync, manifest"),
@@ -104,6 +109,7 @@ def instrument() -> None:
     import queue as queue_mod
 
     import rag.indexer as ix
+    import rag.store.local.backend as local
     from rag.embeddings import Embedder
     from rag.store.local.lexical import Postings
     from rag.store.tokens.int8 import Int8Codec
@@ -111,18 +117,17 @@ def instrument() -> None:
 
     patch(ix, "index_paths", "index_paths")
     patch(ix, "load_paths", "read+parse files")
-    patch(ix, "_open_previous", "open previous")
-    patch(ix, "trained_codec", "codec training/cache")
-    patch(ix, "start_index", "start index")
-    patch(ix, "_write", "write")
+    patch(local, "trained_codec", "codec training/cache")
+    patch(local, "start_index", "start index")
+    patch(local.LocalBackend, "write", "write", "function")
     patch(ix, "embed_documents", "embed_documents")
     patch(ix, "clean", "clean")
     patch(ix, "chunk_document", "chunking")
     patch(ix, "_stored", "stored")
-    patch(ix, "_segment", "segment+postings")
-    patch(ix, "tokenize", "lexical tokens")
-    patch(ix, "commit", "commit")
-    patch(ix, "maybe_compact", "compaction")
+    patch(local, "segment_data", "segment+postings")
+    patch(local, "tokenize", "lexical tokens")
+    patch(local, "commit", "commit")
+    patch(local, "maybe_compact", "compaction")
     patch(ix.ChunkEmbeddings, "concat", "concat", "classmethod")
     patch(Postings, "build", "postings build", "classmethod")
     patch(Embedder, "count_tokens", "token counts")
@@ -134,12 +139,12 @@ def instrument() -> None:
     patch(Int8Codec, "encode", "codec encode")
     runtime_prop = Embedder.__dict__["runtime"]
     Embedder.runtime = property(timed("model session", runtime_prop.fget))
-    # the consumer's wait for the next batch: Queue.get on the main thread while embedding
+    # the model workers' wait for the next batch (Queue.get on a worker thread, polled with a timeout)
     original_get = queue_mod.Queue.get
 
     def get(self, *a, **kw):
-        if threading.current_thread() is threading.main_thread() and getattr(_active, "embed_documents", 0):
-            first = not TIMES[("first batch wait", "main")][0]
+        if threading.current_thread().name.startswith("rag-index-model"):
+            first = not any(TIMES[("first batch wait", t)][0] for t in ("model-0", "model-1"))
             return timed("first batch wait" if first else "queue wait", original_get)(self, *a, **kw)
         return original_get(self, *a, **kw)
 
