@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import threading
@@ -67,12 +68,34 @@ def checksum(path: Path) -> dict:
     return {"size": size, "crc32": crc}
 
 
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+
+
+def fsync_all(paths: list[Path]) -> None:
+    """fsync files and directories all at once, from a few threads (fsync releases the GIL): a commit's new files
+    wait for one journal flush together instead of one flush each (2.7-6.3 ms per fsync here, 6-8 per commit).
+    Returns when every one is durable; the first failure is raised."""
+    global _sync_pool
+    paths = list(dict.fromkeys(paths))
+    if len(paths) <= 1:
+        for p in paths:
+            _fsync_path(p)
+        return
+    if _sync_pool is None:
+        _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rag-fsync")
+    for future in [_sync_pool.submit(_fsync_path, p) for p in paths]:
+        future.result()
+
+
+def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -160,15 +183,16 @@ def current_generation(index_dir: Path) -> int | None:
     return generation
 
 
-def write_manifest(index_dir: Path, manifest: Manifest) -> None:
-    """The commit: temp file, fsync, rename over the live manifest, fsync the directory."""
+def write_manifest(index_dir: Path, manifest: Manifest, pending: list[Path] = ()) -> None:
+    """The commit: temp file, fsync, rename over the live manifest, fsync the directory. `pending`: the commit's
+    new files and directories not yet fsynced, fsynced together with the temp file, all before the rename (a
+    manifest is never live before every file it names is durable)."""
     tmp = index_dir / (MANIFEST + ".tmp")
     # the fields as they are (dataclasses.asdict deep-copies every segment entry: 2 ms a commit on the pooled index)
     data = {name: getattr(manifest, name) for name in Manifest.__dataclass_fields__}
     data["segments"] = list(manifest.segments)
     with open(tmp, "w") as fh:
         fh.write(json.dumps(data, indent=1, ensure_ascii=False))
-        fh.flush()
-        os.fsync(fh.fileno())
+    fsync_all([*pending, tmp])
     os.replace(tmp, index_dir / MANIFEST)
     fsync_dir(index_dir)
