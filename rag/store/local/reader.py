@@ -122,6 +122,12 @@ class IndexStore:
     def documents(self) -> list[Document]:
         return sorted((d for s in self.segments for d in s.documents()), key=lambda d: d.id)
 
+    def documents_in_scope(self, ids, roots) -> list[Document]:
+        """The live documents with an id in `ids` or a path at or under one of `roots` (what one change to some
+        files touches: the indexer compares those, and keeps every other document as it is), sorted by id."""
+        roots = [str(r) for r in roots]
+        return sorted((d for s in self.segments for d in s.documents_in_scope(ids, roots)), key=lambda d: d.id)
+
     def document(self, doc_id: str) -> Document | None:
         if doc_id in self._doc_cache:
             return self._doc_cache[doc_id]

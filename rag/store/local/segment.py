@@ -23,6 +23,7 @@ named by the commit that wrote it).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ CREATE TABLE chunks (
     sentence_row INTEGER NOT NULL     -- first row of this chunk's sentences in sentences.npy
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE INDEX documents_path ON documents(path);  -- documents_in_scope (a segment written before it had none: a scan)
 """
 _DOC_COLUMNS = "id, title, date, source, url, path, content_hash, text"
 
@@ -317,6 +319,24 @@ class SegmentReader:
                     if d.id not in self.deleted_docs]
         return [StoredDocument.listed(r, self) for r in self.db.execute("SELECT id, path, content_hash FROM documents")
                 if r[0] not in self.deleted_docs]
+
+    def documents_in_scope(self, ids: list[str], roots: list[str]) -> list[Document]:
+        """The live documents (listed, as `documents`) whose id is in `ids` or whose path is a root or under one:
+        through the id and path indexes, not a listing of every document (a change to one article reads the
+        rows it touches). A path under `root` is one from `root/` (inclusive) to `root0` (exclusive): '0' is the
+        character after the separator, and SQLite compares text by bytes, which for UTF-8 is code point order."""
+        found: dict[str, tuple] = {}
+        ids = list(ids)
+        for at in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            part = ids[at:at + 500]
+            found.update((r[0], r) for r in self.db.execute(
+                f"SELECT id, path, content_hash FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+        for root in roots:
+            under = root.rstrip(os.sep) + os.sep
+            found.update((r[0], r) for r in self.db.execute(
+                "SELECT id, path, content_hash FROM documents WHERE path = ? OR (path >= ? AND path < ?)",
+                (root, under, under[:-1] + chr(ord(os.sep) + 1))))
+        return [StoredDocument.listed(r, self) for doc_id, r in found.items() if doc_id not in self.deleted_docs]
 
     def document_details(self, doc_id: str) -> tuple:
         """(title, date, source, url, text) of a listed document."""
