@@ -6,7 +6,8 @@ segment that loses documents (every deletion of that segment so far, so a reader
 Every new file and directory of a commit is fsynced at once, with the manifest's temp file, before the rename
 (manifest.fsync_all): one wait for the disk instead of one per file. A crash at any point before the manifest's
 rename leaves the previous commit live and whole; what the crash left behind (an unreferenced segment or
-tombstone) is removed by the next commit.
+tombstone) is removed by the next writer. The files a commit no longer references are removed once, when the
+writer releases the lock (manifest.after_commits), not after each of its commits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from rag.store.local.manifest import (FORMAT_VERSION, MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir,
-                                     lazy_snapshots, read_manifest, write_manifest)
+                                     after_commits, lazy_snapshots, read_manifest, write_manifest)
 from rag.store.local.packed import FILE as ARRAYS
 from rag.store.local.segment import SegmentData, write_segment, write_tombstones
 from rag.store.tokens import load_codec
@@ -95,7 +96,8 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
     manifest = base.with_commit(generation=generation, segments=tuple(kept), documents=documents, chunks=chunks,
                                 created=time.time(), format_version=version)
     write_manifest(index_dir, manifest, pending)
-    remove_unreferenced(index_dir, manifest)
+    if not after_commits(index_dir, lambda: remove_unreferenced(index_dir, read_manifest(index_dir))):
+        remove_unreferenced(index_dir, manifest)  # a caller without the lock (tests, tools): now
     return manifest
 
 
