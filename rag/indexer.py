@@ -167,11 +167,13 @@ class FinalDocuments(MutableMapping):
 
     def __init__(self, old=None):
         self.old, self.given, self.dropped = old, {}, set()
-        self._old_ids: list[str] | None = None
+        self._listed: dict[str, Document] | None = None  # every document of `old`, once iterated
 
     def _old(self, doc_id: str):
         if self.old is None or doc_id in self.dropped:
             return None
+        if self._listed is not None:
+            return self._listed.get(doc_id)
         return self.old.document(doc_id)
 
     def __getitem__(self, doc_id: str) -> Document:
@@ -194,9 +196,9 @@ class FinalDocuments(MutableMapping):
             raise KeyError(doc_id)
 
     def _ids(self) -> list[str]:
-        if self._old_ids is None:
-            self._old_ids = [d.id for d in self.old.documents()] if self.old is not None else []
-        return [d for d in self._old_ids if d not in self.dropped and d not in self.given] + list(self.given)
+        if self._listed is None:
+            self._listed = {d.id: d for d in self.old.documents()} if self.old is not None else {}
+        return [d for d in self._listed if d not in self.dropped and d not in self.given] + list(self.given)
 
     def __iter__(self):
         return iter(self._ids())

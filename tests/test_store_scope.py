@@ -75,6 +75,6 @@ def test_the_final_documents_read_the_snapshot_only_for_what_is_asked(tmp_path):
     with pytest.raises(KeyError):
         del final["c"]  # removed before this change: not there to delete
     assert final["a"] is new and final["g"].content_hash == "h-g-2" and "d" not in final and "c" not in final
-    assert final._old_ids is None, "no lookup listed every document"
+    assert final._listed is None, "no lookup listed every document"
     assert sorted(final) == ["a", "b", "e", "f", "g", "h", "x"] and len(final) == 7
     assert final.get("d") is None and final.get("x").id == "x"

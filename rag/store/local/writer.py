@@ -58,9 +58,11 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
     (a merge's inputs; the added segments take the place of the first, `replace_at`). Returns the new manifest."""
     generation = base.generation + 1
     segments_dir = index_dir / SEGMENTS
-    segments_dir.mkdir(parents=True, exist_ok=True)
-    entries = [dict(e) for e in base.segments]
     pending: list[Path] = []  # the new files and directories, fsynced together before the manifest swap
+    if not segments_dir.is_dir():
+        segments_dir.mkdir(parents=True)
+        pending.append(index_dir)  # the new directory's name
+    entries = [dict(e) for e in base.segments]
     if delete:
         by_segment: dict[int, tuple[set[str], set[int]]] = {}
         for doc_id in sorted(delete):
