@@ -1,4 +1,4 @@
-"""The store's lookup of what one change touches (documents_in_scope: by id and by path, through SQLite's indexes)
+"""What one change writes (a small segment's SQLite file) and the store's lookup of what it touches (documents_in_scope: by id and by path, through SQLite's indexes)
 and the indexer's view of the documents after a change (FinalDocuments), against a listing of every document.
 Real segments (SQLite, FAISS) with synthetic vectors (tests/segment_data.py)."""
 
@@ -10,6 +10,7 @@ import pytest
 
 from rag.indexer import FinalDocuments, _in_scope
 from rag.store import IndexStore, commit, start_index
+from rag.store.local.segment import write_tables
 from segment_data import make_docs, settings
 
 PATHS = {"a": "/news/a.txt", "b": "/news/sub/b.txt", "c": "/news-old/c.txt", "d": "/news", "e": "",
@@ -78,3 +79,18 @@ def test_the_final_documents_read_the_snapshot_only_for_what_is_asked(tmp_path):
     assert final._listed is None, "no lookup listed every document"
     assert sorted(final) == ["a", "b", "e", "f", "g", "h", "x"] and len(final) == 7
     assert final.get("d") is None and final.get("x").id == "x"
+
+
+def test_one_articles_segment_writes_small_sqlite_pages_and_a_large_one_keeps_4k(tmp_path):
+    build(tmp_path).close()
+    sizes = []
+    for directory in sorted((tmp_path / "segments").iterdir()):
+        db = sqlite3.connect(directory / "store.sqlite")
+        sizes.append((db.execute("PRAGMA page_size").fetchone()[0], (directory / "store.sqlite").stat().st_size))
+        db.close()
+    assert all(page == 1024 for page, _ in sizes) and sizes[-1][1] <= 12 * 1024  # b's new version: one article
+    big = segment(["a"])
+    big.documents = [replace(big.documents[0], text=big.documents[0].text + " " * (1 << 18))]
+    write_tables(tmp_path / "big.sqlite", big.documents, big.chunks)
+    db = sqlite3.connect(tmp_path / "big.sqlite")
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
