@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,6 +191,53 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
     return chunks, ChunkEmbeddings.concat([results[i] for i in range(len(chunks))], embedder.dimension)
 
 
+class FinalDocuments(MutableMapping):
+    """The documents an index holds after a change, without listing them: the snapshot `old`'s, as changed by
+    what is set (added, replaced) and deleted here. A lookup reads the snapshot by id; only iterating it (a
+    rebuild, a migration, a backend that writes everything) lists every document of `old`, once."""
+
+    def __init__(self, old=None):
+        self.old, self.given, self.dropped = old, {}, set()
+        self._listed: dict[str, Document] | None = None  # every document of `old`, once iterated
+
+    def _old(self, doc_id: str):
+        if self.old is None or doc_id in self.dropped:
+            return None
+        if self._listed is not None:
+            return self._listed.get(doc_id)
+        return self.old.document(doc_id)
+
+    def __getitem__(self, doc_id: str) -> Document:
+        if doc_id in self.given:
+            return self.given[doc_id]
+        doc = self._old(doc_id)
+        if doc is None:
+            raise KeyError(doc_id)
+        return doc
+
+    def __setitem__(self, doc_id: str, doc: Document) -> None:
+        self.given[doc_id] = doc
+
+    def __delitem__(self, doc_id: str) -> None:
+        found = self.given.pop(doc_id, None) is not None
+        if self._old(doc_id) is not None:
+            self.dropped.add(doc_id)
+            found = True
+        if not found:
+            raise KeyError(doc_id)
+
+    def _ids(self) -> list[str]:
+        if self._listed is None:
+            self._listed = {d.id: d for d in self.old.documents()} if self.old is not None else {}
+        return [d for d in self._listed if d not in self.dropped and d not in self.given] + list(self.given)
+
+    def __iter__(self):
+        return iter(self._ids())
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+
 def _in_scope(path: str, roots: list[Path]) -> bool:
     for root in roots:
         r = str(root)
@@ -267,11 +314,15 @@ def index_paths(paths: list[Path], target: Target, spec: IndexSpec, rebuild: boo
     report.skipped = loaded.skipped
     with backend.write_lock():
         old = _open_previous(backend, spec, rebuild)
-        old_docs = {d.id: d for d in old.documents()} if old else {}
         new_docs = {d.id: d for d in loaded.documents}
         roots = [p.resolve() for p in paths]
+        # What this run can change: the documents it loaded and those under its paths (through the store's id and
+        # path lookup when it has one, not a listing of every document); every other one is kept as it is.
+        scoped = old is not None and hasattr(old, "documents_in_scope")
+        listed = [] if old is None else old.documents_in_scope(list(new_docs), roots) if scoped else old.documents()
+        old_docs = {d.id: d for d in listed}
         unreadable_files = {s.path for s in loaded.skipped if s.line is None}
-        final: dict[str, Document] = {}
+        final = FinalDocuments(old if scoped else None)
         for doc_id, doc in old_docs.items():  # what the previous index keeps
             if doc_id in new_docs:
                 continue
@@ -282,6 +333,7 @@ def index_paths(paths: list[Path], target: Target, spec: IndexSpec, rebuild: boo
                 report.kept_unreadable.append(doc_id)
             else:
                 report.removed.append(doc_id)
+                final.pop(doc_id, None)
         for doc_id, doc in new_docs.items():
             prev = old_docs.get(doc_id)
             if prev is None:
@@ -305,7 +357,8 @@ def change_documents(target: Target, spec: IndexSpec, upsert: list[Document] = (
     report = IndexReport()
     with backend.write_lock():
         old = _open_previous(backend, spec, rebuild=False)
-        final = {d.id: d for d in old.documents()} if old else {}
+        final = FinalDocuments(old) if hasattr(old, "documents_in_scope") else \
+            {d.id: d for d in old.documents()} if old else {}
         for doc_id in delete:
             if final.pop(doc_id, None) is not None:
                 report.removed.append(doc_id)

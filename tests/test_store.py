@@ -80,7 +80,8 @@ def test_a_crash_mid_segment_leaves_the_previous_commit_whole(tmp_path, monkeypa
     assert (tmp_path / "manifest.json").read_bytes() == before
     store = IndexStore.open(tmp_path)
     assert set(state(store)) == {"a", "b"} and check_index(tmp_path) == []
-    assert not [p for p in (tmp_path / "segments").iterdir() if p.name.startswith(".tmp-")], "the partial segment goes"
+    live = {e["name"] for e in store.manifest.segments}
+    assert {p.name for p in (tmp_path / "segments").iterdir()} == live, "the partial segment goes"
 
 
 def test_a_snapshot_keeps_its_commit_while_the_next_ones_land_and_their_files_go(tmp_path):
@@ -113,14 +114,16 @@ def test_a_writers_snapshot_opens_its_arrays_when_used_and_keeps_what_its_commit
         doc_b = next(d for d in store.documents() if d.id == "b")
         first = store.segments[0]
         assert first.postings is not None and "postings" in first.__dict__  # opened on first use
-        # c's segment goes with this commit: the snapshot opens it first, so it still reads its passages
+        # c's segment goes with this commit, its files when the lock is released (once for all its commits)
         commit(tmp_path, store.manifest, store, delete={"c"})
-        assert not (tmp_path / "segments" / store.segments[1].name).exists()
+        gone = tmp_path / "segments" / store.segments[1].name
+        assert gone.exists()
         last = len(store) - 1
         assert store.chunks([last])[0].doc_id == "c" and store.row_vectors([last]).shape == (1, DIM)
         assert store.lexical.n == 6 and store.stored_token_vectors(last) is not None
         kept = IndexStore.open(tmp_path)
         store.close()
+    assert not gone.exists()
     assert doc_b.text == outside.document("b").text  # listed before the close, read after it
     # at the release, a snapshot still open opened everything: a merge removing its files does not disturb it
     assert all("postings" in s.__dict__ for s in kept.segments)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import threading
@@ -67,12 +68,34 @@ def checksum(path: Path) -> dict:
     return {"size": size, "crc32": crc}
 
 
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+
+
+def fsync_all(paths: list[Path]) -> None:
+    """fsync files and directories all at once, from a few threads (fsync releases the GIL): a commit's new files
+    wait for one journal flush together instead of one flush each (2.7-6.3 ms per fsync here, 6-8 per commit).
+    Returns when every one is durable; the first failure is raised."""
+    global _sync_pool
+    paths = list(dict.fromkeys(paths))
+    if len(paths) <= 1:
+        for p in paths:
+            _fsync_path(p)
+        return
+    if _sync_pool is None:
+        _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rag-fsync")
+    for future in [_sync_pool.submit(_fsync_path, p) for p in paths]:
+        future.result()
+
+
+def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -86,7 +109,19 @@ _held = threading.local()  # this thread's write locks: index directory -> the s
 def _held_locks() -> dict:
     if not hasattr(_held, "dirs"):
         _held.dirs = {}
+        _held.cleanups = {}
     return _held.dirs
+
+
+def after_commits(index_dir: Path, cleanup) -> bool:
+    """Run `cleanup` once, when this thread releases its write lock on `index_dir`, instead of after every commit
+    under it (an add and the merge after it: one scan of the directory, not two; the newest call's `cleanup`
+    wins). False, and nothing kept, when this thread does not hold the lock."""
+    key = os.path.abspath(index_dir)
+    if key not in _held_locks():
+        return False
+    _held.cleanups[key] = cleanup
+    return True
 
 
 def lazy_snapshots(index_dir: Path) -> "weakref.WeakSet | None":
@@ -114,6 +149,9 @@ def write_lock(index_dir: Path) -> Iterator[None]:
             try:
                 for snapshot in list(_held_locks().pop(key, ())):
                     snapshot.open_segments()
+                cleanup = _held.cleanups.pop(key, None)
+                if cleanup is not None:  # the last commit is durable: what it no longer references can go
+                    cleanup()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -160,15 +198,18 @@ def current_generation(index_dir: Path) -> int | None:
     return generation
 
 
-def write_manifest(index_dir: Path, manifest: Manifest) -> None:
-    """The commit: temp file, fsync, rename over the live manifest, fsync the directory."""
+def write_manifest(index_dir: Path, manifest: Manifest, pending: list[Path] = ()) -> None:
+    """The commit: temp file, fsync, rename over the live manifest, fsync the directory. `pending`: the commit's
+    new files and directories not yet fsynced, fsynced together with the temp file, all before the rename (a
+    manifest is never live before every file it names is durable)."""
     tmp = index_dir / (MANIFEST + ".tmp")
     # the fields as they are (dataclasses.asdict deep-copies every segment entry: 2 ms a commit on the pooled index)
     data = {name: getattr(manifest, name) for name in Manifest.__dataclass_fields__}
     data["segments"] = list(manifest.segments)
     with open(tmp, "w") as fh:
-        fh.write(json.dumps(data, indent=1, ensure_ascii=False))
-        fh.flush()
-        os.fsync(fh.fileno())
+        # one line: with `indent` json encodes in Python, not C (2 ms a commit on the pooled index); `python -m
+        # json.tool manifest.json` shows it indented
+        fh.write(json.dumps(data, ensure_ascii=False))
+    fsync_all([*pending, tmp])
     os.replace(tmp, index_dir / MANIFEST)
     fsync_dir(index_dir)

@@ -26,9 +26,10 @@ MAGIC = b"RAGARR1\0"
 ALIGN = 64
 
 
-def write_arrays(path: Path, arrays: dict[str, tuple[np.dtype, tuple, Iterable[np.ndarray]]]) -> dict:
-    """Write `arrays` (name -> (dtype, shape, the rows in blocks, one after the other)) to `path`, fsynced;
-    returns its {"size", "crc32"}. Blocks are written as they come, so a merge never holds all its tokens at once."""
+def write_arrays(path: Path, arrays: dict[str, tuple[np.dtype, tuple, Iterable[np.ndarray]]], fsync: bool = False
+                 ) -> dict:
+    """Write `arrays` (name -> (dtype, shape, the rows in blocks, one after the other)) to `path` (fsynced only with
+    `fsync`: a segment's writer fsyncs it with the commit's other files); returns its {"size", "crc32"}. Blocks are written as they come, so a merge never holds all its tokens at once."""
     header, at = {}, 0
     for name, (dtype, shape, _) in arrays.items():
         dtype = np.dtype(dtype)
@@ -54,8 +55,9 @@ def write_arrays(path: Path, arrays: dict[str, tuple[np.dtype, tuple, Iterable[n
             if size - written != want:
                 raise ValueError(f"{name}: {size - written} bytes written, its shape {tuple(shape)} needs {want}")
         put(b"\0" * (-size % ALIGN))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     return {"size": size, "crc32": crc}
 
 

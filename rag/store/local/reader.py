@@ -38,8 +38,10 @@ class IndexStore:
             raise
         self.bases = np.cumsum([0] + [s.rows for s in self.segments]).astype(np.int64)
         self.has_tokens = bool(self.segments) and all(s.entry.get("has_tokens") for s in self.segments)
-        self.codec = load_codec(manifest.token_codec, index_dir / manifest.codec_dir if manifest.codec_dir else None) \
-            if self.has_tokens else None
+        self._closed = False
+        self._codec = None  # loaded now, or by a lazy snapshot when first used (a removal never needs it)
+        if not lazy:
+            self._load_codec()
         self._lexical: LexicalIndex | None = None
         self._chunk_cache: dict[int, Chunk] = {}
         self._sentence_row: dict[int, int] = {}
@@ -121,6 +123,12 @@ class IndexStore:
 
     def documents(self) -> list[Document]:
         return sorted((d for s in self.segments for d in s.documents()), key=lambda d: d.id)
+
+    def documents_in_scope(self, ids, roots) -> list[Document]:
+        """The live documents with an id in `ids` or a path at or under one of `roots` (what one change to some
+        files touches: the indexer compares those, and keeps every other document as it is), sorted by id."""
+        roots = [str(r) for r in roots]
+        return sorted((d for s in self.segments for d in s.documents_in_scope(ids, roots)), key=lambda d: d.id)
 
     def document(self, doc_id: str) -> Document | None:
         if doc_id in self._doc_cache:
@@ -235,17 +243,33 @@ class IndexStore:
             return None
         return self.codec.decode(stored[0]), stored[1]
 
+    def _load_codec(self):
+        if self._codec is None and self.has_tokens:
+            m = self.manifest
+            self._codec = load_codec(m.token_codec, self.path / m.codec_dir if m.codec_dir else None)
+        return self._codec
+
+    @property
+    def codec(self):
+        """The TokenCodec of the token vectors (None without them)."""
+        return self._load_codec()
+
     @property
     def tokens(self):
         """Kept for the consumers that test `store.tokens is not None` (use `has_tokens`)."""
         return True if self.has_tokens else None
 
     def open_segments(self, names: set[str] | None = None) -> None:
-        """Open the arrays of the segments `names` (all: None) of a lazy snapshot, before their files may go."""
+        """Open the arrays of the segments `names` (all: None) of a lazy snapshot, and its codec, before their
+        files may go (a closed one needs neither)."""
+        if self._closed:
+            return
+        self._load_codec()
         for s in self.segments:
             if (names is None or s.name in names) and not s.closed:
                 s.open_files()
 
     def close(self) -> None:
+        self._closed = True
         for s in self.segments:
             s.close()

@@ -15,8 +15,9 @@
 A segment of format 3 holds those arrays as one .npy file each (sentences.npy, tokens.npy, lex_terms.npy, ...);
 it is read as it is, and rewritten as format 4 by the merge that takes it in.
 
-A segment is written into a temporary directory, every file fsynced, then renamed into place; nothing in it is
-rewritten afterwards (a tombstone is a new file named by the commit that wrote it).
+A segment is written in place under its new name (no manifest names it yet), its files and directories fsynced with
+the rest of the commit before the manifest swap; nothing in it is rewritten afterwards (a tombstone is a new file
+named by the commit that wrote it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from rag.store.arrays import load_array
 from rag.store.local.lexical import Postings
-from rag.store.local.manifest import checksum, fsync_dir, fsync_file
+from rag.store.local.manifest import checksum, fsync_all
 from rag.store.local.packed import FILE as ARRAYS
 from rag.store.local.packed import read_arrays, write_arrays
 from rag.store.vectors import build_vector_index, open_vector_index
@@ -53,7 +54,9 @@ CREATE TABLE chunks (
     sentence_row INTEGER NOT NULL     -- first row of this chunk's sentences in sentences.npy
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE INDEX documents_path ON documents(path);  -- documents_in_scope (a segment written before it had none: a scan)
 """
+SMALL_SEGMENT_TEXT = 1 << 18  # characters of text under which a segment's SQLite file has 1 KB pages
 _DOC_COLUMNS = "id, title, date, source, url, path, content_hash, text"
 
 
@@ -148,6 +151,11 @@ class SegmentData:
 def write_tables(path: Path, documents: list[Document], chunks: list[Chunk]) -> int:
     """The documents and chunks into a new SQLite file; returns how many sentences the chunks hold."""
     db = sqlite3.connect(path)
+    # Every table and index takes a page at least: one article's segment in 4 KB pages was 24 KB of SQLite (6
+    # pages), most of the bytes an add writes. A small segment gets 1 KB pages; a large (merged) one keeps 4 KB,
+    # fewer and shallower pages to read. SQLite reads the page size from the file's header, so any reader opens it.
+    small = sum(len(d.text) for d in documents) < SMALL_SEGMENT_TEXT
+    db.execute(f"PRAGMA page_size={1024 if small else 4096}")
     with db:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")  # the whole file is fsynced with the segment's others
@@ -176,21 +184,26 @@ def write_blocks(path: Path, blocks: list[np.ndarray], dtype, shape: tuple) -> N
     del stored
 
 
-def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: int) -> dict:
-    """Write `data` as segment `name` (temp directory, fsync, rename, fsync); returns its manifest entry."""
+def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: int,
+                  pending: list[Path] | None = None) -> dict:
+    """Write `data` as segment `name`; returns its manifest entry. The segment is written in place: its name is
+    new (generation + random) and no manifest names it until the commit's, so a crash leaves only an unreferenced
+    directory, which the next writer removes. Its files and directories are fsynced now, or, with `pending`,
+    added to it for the commit to fsync all at once before the manifest swap (manifest.fsync_all)."""
     data.check(dimension)
-    tmp = segments_dir / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final = segments_dir / name
+    shutil.rmtree(final, ignore_errors=True)
+    final.mkdir(parents=True)
+    to_sync: list[Path] = []
     try:
-        write_tables(tmp / "store.sqlite", data.documents, data.chunks)
+        write_tables(final / "store.sqlite", data.documents, data.chunks)
         vectors = np.ascontiguousarray(data.vectors, np.float32).reshape(-1, dimension)
         sentences = np.asarray(data.sentence_vectors, np.float16).reshape(-1, dimension)
         arrays = {"sentences": (np.float16, sentences.shape, [sentences])}
-        kind = build_vector_index(vectors, tmp, arrays)  # a small segment's vectors go into `arrays`
+        kind = build_vector_index(vectors, final, arrays)  # a small segment's vectors go into `arrays`
         files = {}
-        for f in sorted(tmp.iterdir()):
-            fsync_file(f)
+        for f in sorted(final.iterdir()):
+            to_sync.append(f)
             files[f.name] = checksum(f)
         n_tokens = 0
         if data.tokens is not None:
@@ -202,29 +215,34 @@ def write_segment(segments_dir: Path, name: str, data: SegmentData, dimension: i
             arrays.update(tokens=(dtype, (n_tokens, *shape), data.tokens), token_spans=(np.int32, spans.shape, [spans]),
                           token_rows=(np.int64, rows.shape, [rows]))
         arrays.update({name: (a.dtype, a.shape, [a]) for name, a in data.postings.arrays().items()})
-        files[ARRAYS] = write_arrays(tmp / ARRAYS, arrays)  # fsynced, its CRC32 computed as it is written
-        fsync_dir(tmp)
-        final = segments_dir / name
-        os.rename(tmp, final)
-        fsync_dir(segments_dir)
+        files[ARRAYS] = write_arrays(final / ARRAYS, arrays)  # its CRC32 computed as it is written
+        to_sync += [final / ARRAYS, final, segments_dir]  # the files, their names, the segment's name
+        if pending is None:
+            fsync_all(to_sync)
+        else:
+            pending += to_sync
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
         raise
     return {"name": name, "documents": len(data.documents), "rows": len(data.chunks), "tokens": n_tokens,
             "vector_kind": kind, "has_tokens": data.tokens is not None, "files": files, "deletes": None}
 
 
-def write_tombstones(segment_dir: Path, generation: int, doc_ids: list[str], rows: list[int]) -> dict:
-    """A segment's tombstones as of commit `generation` (every deletion so far, not only the new ones)."""
+def write_tombstones(segment_dir: Path, generation: int, doc_ids: list[str], rows: list[int],
+                     pending: list[Path] | None = None) -> dict:
+    """A segment's tombstones as of commit `generation` (every deletion so far, not only the new ones). Written in
+    place, as a segment is: `del-<generation>.json` is named by no manifest until this commit's (a crash's
+    partial one is rewritten by the next commit of that generation, or removed). Fsynced now, or through
+    `pending` with the rest of the commit."""
     name = f"del-{generation}.json"
-    tmp = segment_dir / f".{name}.tmp"
-    with open(tmp, "w") as fh:
+    path = segment_dir / name
+    with open(path, "w") as fh:
         fh.write(json.dumps({"docs": sorted(doc_ids), "rows": sorted(rows)}))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, segment_dir / name)
-    fsync_dir(segment_dir)
-    return {"file": name, "docs": len(doc_ids), "rows": len(rows), **checksum(segment_dir / name)}
+    if pending is None:
+        fsync_all([path, segment_dir])
+    else:
+        pending += [path, segment_dir]
+    return {"file": name, "docs": len(doc_ids), "rows": len(rows), **checksum(path)}
 
 
 class SegmentReader:
@@ -307,6 +325,24 @@ class SegmentReader:
                     if d.id not in self.deleted_docs]
         return [StoredDocument.listed(r, self) for r in self.db.execute("SELECT id, path, content_hash FROM documents")
                 if r[0] not in self.deleted_docs]
+
+    def documents_in_scope(self, ids: list[str], roots: list[str]) -> list[Document]:
+        """The live documents (listed, as `documents`) whose id is in `ids` or whose path is a root or under one:
+        through the id and path indexes, not a listing of every document (a change to one article reads the
+        rows it touches). A path under `root` is one from `root/` (inclusive) to `root0` (exclusive): '0' is the
+        character after the separator, and SQLite compares text by bytes, which for UTF-8 is code point order."""
+        found: dict[str, tuple] = {}
+        ids = list(ids)
+        for at in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            part = ids[at:at + 500]
+            found.update((r[0], r) for r in self.db.execute(
+                f"SELECT id, path, content_hash FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+        for root in roots:
+            under = root.rstrip(os.sep) + os.sep
+            found.update((r[0], r) for r in self.db.execute(
+                "SELECT id, path, content_hash FROM documents WHERE path = ? OR (path >= ? AND path < ?)",
+                (root, under, under[:-1] + chr(ord(os.sep) + 1))))
+        return [StoredDocument.listed(r, self) for doc_id, r in found.items() if doc_id not in self.deleted_docs]
 
     def document_details(self, doc_id: str) -> tuple:
         """(title, date, source, url, text) of a listed document."""

@@ -3,8 +3,11 @@ no commit references any more. The caller holds `write_lock`.
 
 A change writes only what it adds: a segment for the added or replaced documents, a tombstone file for each
 segment that loses documents (every deletion of that segment so far, so a reader needs one file), and the manifest.
-A crash at any point before the manifest's rename leaves the previous commit live and whole; what the crash left
-behind (a `.tmp-*` directory, an unreferenced segment or tombstone) is removed by the next commit.
+Every new file and directory of a commit is fsynced at once, with the manifest's temp file, before the rename
+(manifest.fsync_all): one wait for the disk instead of one per file. A crash at any point before the manifest's
+rename leaves the previous commit live and whole; what the crash left behind (an unreferenced segment or
+tombstone) is removed by the next writer. The files a commit no longer references are removed once, when the
+writer releases the lock (manifest.after_commits), not after each of its commits.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from rag.store.local.manifest import (FORMAT_VERSION, MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir,
-                                     lazy_snapshots, read_manifest, write_manifest)
+                                     after_commits, lazy_snapshots, read_manifest, write_manifest)
 from rag.store.local.packed import FILE as ARRAYS
 from rag.store.local.segment import SegmentData, write_segment, write_tombstones
 from rag.store.tokens import load_codec
@@ -55,7 +58,10 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
     (a merge's inputs; the added segments take the place of the first, `replace_at`). Returns the new manifest."""
     generation = base.generation + 1
     segments_dir = index_dir / SEGMENTS
-    segments_dir.mkdir(parents=True, exist_ok=True)
+    pending: list[Path] = []  # the new files and directories, fsynced together before the manifest swap
+    if not segments_dir.is_dir():
+        segments_dir.mkdir(parents=True)
+        pending.append(index_dir)  # the new directory's name
     entries = [dict(e) for e in base.segments]
     if delete:
         by_segment: dict[int, tuple[set[str], set[int]]] = {}
@@ -76,8 +82,8 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
                 drop = set(drop) | {entry["name"]}  # every document gone: the segment goes
             else:
                 entry["deletes"] = write_tombstones(segments_dir / entry["name"], generation, sorted(docs),
-                                                    sorted(dead))
-    new_entries = [write_segment(segments_dir, segment_name(generation), data, base.dimension)
+                                                    sorted(dead), pending)
+    new_entries = [write_segment(segments_dir, segment_name(generation), data, base.dimension, pending)
                    for data in add if data.chunks or data.documents]
     if replace_at is None:
         kept = [e for e in entries if e["name"] not in drop] + new_entries
@@ -91,8 +97,9 @@ def commit(index_dir: Path, base: Manifest, store=None, add: list[SegmentData] =
     version = FORMAT_VERSION if any(ARRAYS in e["files"] for e in kept) else min(base.format_version, 3)
     manifest = base.with_commit(generation=generation, segments=tuple(kept), documents=documents, chunks=chunks,
                                 created=time.time(), format_version=version)
-    write_manifest(index_dir, manifest)
-    remove_unreferenced(index_dir, manifest)
+    write_manifest(index_dir, manifest, pending)
+    if not after_commits(index_dir, lambda: remove_unreferenced(index_dir, read_manifest(index_dir))):
+        remove_unreferenced(index_dir, manifest)  # a caller without the lock (tests, tools): now
     return manifest
 
 
