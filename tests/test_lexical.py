@@ -114,6 +114,7 @@ def test_maxscore_stops_early_and_scores_the_same(monkeypatch, dead):
         live[rng.choice(np.arange(9, 3000), dead, replace=False)] = False
     index = LexicalIndex([(Postings.build(tokens[:1000]), None if live is None else live[:1000], 0),
                           (Postings.build(tokens[1000:]), None if live is None else live[1000:], 1000)])
+    index.maxscore_postings = 0  # MaxScore however few the postings (it pays from a million passages)
     query = ["قدس", "نادر", "حرب", "سوق"]
     full = index._full_search(sorted(set(query)), *_weights(index, query), 5)
     monkeypatch.setattr(index, "_full_search", lambda *a: pytest.fail("scored every posting"))
@@ -141,6 +142,7 @@ def test_maxscore_matches_full_scoring_over_random_queries():
     live = np.ones(2000, bool)
     live[rng.choice(2000, 100, replace=False)] = False
     index = LexicalIndex([(Postings.build(tokens[:1000]), None, 0), (Postings.build(tokens[1000:]), live, 1000)])
+    index.maxscore_postings = 0
     full, fallbacks = index._full_search, []
     index._full_search = lambda *a: fallbacks.append(1) or full(*a)
     for q in range(120):

@@ -111,6 +111,10 @@ def idf(n: int, df: int) -> float:
 class LexicalIndex:
     """BM25 over a snapshot's segments: `segments` are (postings, live mask or None, global base row)."""
 
+    # Below this many postings for a query, reading them all costs less than MaxScore's floor (at 100k passages
+    # MaxScore took 3.8 / 9.9 ms p50 / p95 against 3.1 / 7.1; at 1M 16 / 59 against 23 / 77).
+    maxscore_postings = 200_000
+
     def __init__(self, segments: list[tuple[Postings, np.ndarray | None, int]]):
         self.segments = segments
         self.n = sum(int(live.sum()) if live is not None else len(p.lengths) for p, live, _ in segments)
@@ -212,8 +216,8 @@ class LexicalIndex:
         df = np.array([self.dfs(terms)[t] for t in terms], np.int64)
         weights = np.log(1 + (self.n - df + 0.5) / (df + 0.5)) * np.array([repeats[t] for t in terms])  # idf() each
         order = [t for t in sorted(range(len(terms)), key=lambda t: (-weights[t], t)) if df[t]]  # rarest first
-        if len(order) < 2 or df.sum() * 16 < self.rows:
-            return self._full_search(terms, weights, k)  # nothing to skip, or little to read
+        if len(order) < 2 or df.sum() < self.maxscore_postings:
+            return self._full_search(terms, weights, k)  # nothing to skip, or less to read than the floor costs
         runs, impacts = self._runs(terms), {}
         for t in order:  # the floor: the best of the rarest terms' passages by their share, scored exactly
             impacts[t] = self._impacts(runs, t, weights)
