@@ -1,7 +1,8 @@
 """Dense search and `ask` at a million passages (issue 13): the pooled dev set's real passages among synthetic
 distractors (how they are made: benchmarks/scale_corpus.py), the ANN index the size rule picks
-(rag/store/vectors/), today's bm25s for the lexical side, and the real query encoder (the default runtime, ONNX),
-fusion, second stage (sentence vectors + late interaction over the top 20) and extractive answer.
+(rag/store/vectors/), the store's own BM25 for the lexical side (rag/store/local/lexical.py), and the real query
+encoder (the default runtime, ONNX), fusion, second stage (sentence vectors + late interaction over the top 20) and
+extractive answer.
 
     .venv/bin/python benchmarks/scale.py                        # 1,000,000 passages
     .venv/bin/python benchmarks/scale.py --passages 100000      # quicker
@@ -38,13 +39,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
+from rag import limit_numpy_blas  # noqa: E402
+
+limit_numpy_blas()  # numpy loaded first here: its OpenBLAS threads would fight onnxruntime's and faiss's
 from rag.arabic import answer_contains, tokenize  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import load_questions, prepare  # noqa: E402
 from scale_corpus import ScaleStore, build, check_bm25, corpus_key, exact_top, material  # noqa: E402
 
-EVAL = ROOT.parent / "shared" / "eval"
+# ../shared/eval beside the checkout, or beside a parent of it (a git worktree lives deeper than the checkout)
+EVAL = next((p / "shared" / "eval" for p in ROOT.parents if (p / "shared" / "eval").is_dir()),
+            ROOT.parent / "shared" / "eval")
 SETS = {"arcd": EVAL / "arcd", "mlqa": EVAL / "mlqa_ar_dev"}
 POOLED = [SETS["arcd"] / "corpus.jsonl", SETS["mlqa"] / "corpus.jsonl", BUNDLED_ARTICLES]
 NPROBES = (32, 64, 128, 256)
@@ -96,7 +102,7 @@ def measure(passages: int, dev_every: int = 1, nprobes=NPROBES, log=print) -> di
     exact_ms = (time.perf_counter() - t0) * 1000 / len(qs)
     out = {"passages": passages, "dense_kind": store.meta["dense_kind"], "build_s": store.meta["seconds"],
            "dense_bytes_per_passage": round(disk_bytes(directory / "dense") / passages),
-           "bm25_bytes_per_passage": round(disk_bytes(directory / "bm25") / passages),
+           "lexical_bytes_per_passage": round(disk_bytes(directory / "lexical") / passages),
            "exact_batch_ms_per_question": round(exact_ms, 2), "questions": len(qs),
            "bm25_vs_bm25s_max_diff": check_bm25(m, [tokenize(t) for t in texts[:200]])}
     # Do the distractors look like real passages to a question? Its cosines with each, side by side.

@@ -27,16 +27,17 @@ Rows R..N-1 are distractors, made without the model:
   passage the sentence came from), re-based onto the distractor's text, so late interaction and the answerer
   run over real data for every candidate.
 
-The lexical side is bm25s (today's scorer, `get_scores_from_ids`) over a score matrix built here in bm25s's own
-layout (lucene BM25, k1 1.5, b 0.75, corpus-wide IDF and average length): `bm25s.BM25.index` wants the million
-token lists as Python lists, which would take several GB. `check_bm25` compares it with bm25s on the real rows.
+The lexical side is the store's own BM25 (rag/store/local/lexical.py, what `rag ask` serves with): one segment's
+postings (sorted terms, CSR rows and term frequencies, passage lengths) built here with numpy, since
+`Postings.build` wants the million token lists as Python lists, which would take several GB. `check_bm25` compares
+its scores with bm25s's own index over the real rows. (A first version served bm25s over a score matrix in bm25s's
+layout; corpora built then get their postings added on first open.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ import numpy as np
 
 from rag.arabic import tokenize
 from rag.indexer import embedding_text
+from rag.store.local.lexical import LexicalIndex, Postings
 from rag.store.vectors import build_vector_index, open_vector_index
 from rag.types import Chunk, Document, Span
 
@@ -124,10 +126,10 @@ def mixture_vectors(m: Material, dist_ptr: np.ndarray, dist_sent: np.ndarray, bl
         yield (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), spread
 
 
-def bm25_matrix(doc_tokens: list[np.ndarray], sentence_ptr: np.ndarray, sentence_tok: np.ndarray,
-                dist_ptr: np.ndarray, dist_sent: np.ndarray, vocab_size: int) -> dict:
-    """bm25s's eager score matrix (CSC over tokens) for the real passages (token id arrays) then the distractors
-    (each the concatenation of its sentences' tokens)."""
+def postings(doc_tokens: list[np.ndarray], sentence_ptr: np.ndarray, sentence_tok: np.ndarray,
+             dist_ptr: np.ndarray, dist_sent: np.ndarray, terms: np.ndarray) -> Postings:
+    """One segment's postings for the real passages (term id arrays, ids in the sorted order of `terms`) then the
+    distractors (each the concatenation of its sentences' tokens): sorting (term, passage) keys gives the CSR."""
     real = len(doc_tokens)
     n = real + len(dist_ptr) - 1
     keys, counts, lengths = [], [], np.zeros(n, np.int64)
@@ -150,45 +152,64 @@ def bm25_matrix(doc_tokens: list[np.ndarray], sentence_ptr: np.ndarray, sentence
         keys.append(k), counts.append(c)
     keys, counts = np.concatenate(keys), np.concatenate(counts)
     order = np.argsort(keys, kind="stable")
-    keys, tf = keys[order], counts[order].astype(np.float32)
+    keys, tfs = keys[order], counts[order].astype(np.int32)
     del order, counts
-    tok, doc = keys // n, (keys % n).astype(np.int32)
+    tok, rows = keys // n, (keys % n).astype(np.int32)
     del keys
-    df = np.bincount(tok, minlength=vocab_size)
-    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    norm = (K1 * ((1 - B) + B * lengths / lengths.mean())).astype(np.float32)
-    data = idf[tok] * tf / (norm[doc] + tf)
-    indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
-    return {"data": data.astype(np.float32), "indices": doc, "indptr": indptr, "num_docs": n}
+    indptr = np.zeros(len(terms) + 1, np.int64)
+    np.cumsum(np.bincount(tok, minlength=len(terms)), out=indptr[1:])
+    return Postings(terms, indptr, rows, tfs, lengths.astype(np.int32))
 
 
-def bm25_object(scores: dict, vocab: dict[str, int]):
-    import bm25s
-
-    bm25 = bm25s.BM25(k1=K1, b=B)
-    bm25.scores, bm25.vocab_dict = scores, vocab
-    bm25.nonoccurrence_array = None  # lucene BM25 has no score for an absent term
-    return bm25
+def lexical_postings(m: Material, dist_ptr: np.ndarray, dist_sent: np.ndarray) -> Postings:
+    """The corpus's postings: every real token list and pooled sentence tokenised, term ids in sorted order."""
+    sentence_tokens = [tokenize(t) for t in m.sentence_texts]
+    terms = np.array(sorted({t for toks in sentence_tokens + m.real_tokens for t in toks}), dtype=str)
+    rank = {t: i for i, t in enumerate(terms.tolist())}
+    ids = lambda toks: np.asarray([rank[t] for t in toks], np.int32)  # noqa: E731
+    sentence_ids = [ids(t) for t in sentence_tokens]
+    sentence_ptr = np.concatenate([[0], np.cumsum([len(s) for s in sentence_ids])]).astype(np.int64)
+    sentence_tok = np.concatenate(sentence_ids) if sentence_ids else np.zeros(0, np.int32)
+    return postings([ids(t) for t in m.real_tokens], sentence_ptr, sentence_tok, dist_ptr, dist_sent, terms)
 
 
 def check_bm25(m: Material, query_tokens: list[list[str]]) -> float:
-    """The largest difference between this module's scores and bm25s's own index over the real passages alone,
-    for the given queries (it should be float rounding)."""
+    """The largest difference between the store's BM25 over this module's postings and bm25s's own index, over
+    the real passages alone, for the given queries (it should be float rounding)."""
     import bm25s
 
     reference = bm25s.BM25(k1=K1, b=B)
     reference.index(m.real_tokens, show_progress=False)
-    vocab = dict(reference.vocab_dict)
-    ids = [np.asarray([vocab[t] for t in toks], np.int32) for toks in m.real_tokens]
-    ours = bm25_object(bm25_matrix(ids, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64),
-                                   np.zeros(0, np.int32), len(vocab)), vocab)
+    ours = LexicalIndex([(lexical_postings(m, np.zeros(1, np.int64), np.zeros(0, np.int32)), None, 0)])
     worst = 0.0
     for toks in query_tokens:
         found = reference.get_tokens_ids(toks)
         if found:
-            worst = max(worst, float(np.abs(reference.get_scores_from_ids(found)
-                                            - ours.get_scores_from_ids(found)).max()))
+            expected = reference.get_scores_from_ids(found)
+            scores, rows = ours.search(toks, len(m.real_tokens))
+            got = np.zeros(len(expected), np.float32)
+            got[rows] = scores
+            worst = max(worst, float(np.abs(expected - got).max()))
     return worst
+
+
+def save_postings(p: Postings, directory: Path) -> None:
+    """The postings as the store's format-3 files (Postings.open reads them memory-mapped); written to a temporary
+    directory renamed into place, so an interrupted build leaves none (two processes adding them at once: the
+    first rename wins, the files are the same)."""
+    import os
+    import shutil
+
+    tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, array in p.arrays().items():
+        np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+    try:
+        tmp.rename(directory)
+    except OSError:
+        if not directory.is_dir():
+            raise
+        shutil.rmtree(tmp)
 
 
 def build(passages: int, m: Material, directory: Path, log=print) -> dict:
@@ -209,12 +230,7 @@ def build(passages: int, m: Material, directory: Path, log=print) -> dict:
         at += len(block)
     t_vectors = time.perf_counter() - t0
 
-    vocab: dict[str, int] = {"": 0}  # bm25s's empty token: the IDF of a term no passage holds
-    ids = lambda toks: np.asarray([vocab.setdefault(t, len(vocab)) for t in toks], np.int32)  # noqa: E731
-    sentence_ids = [ids(tokenize(t)) for t in m.sentence_texts]
-    real_ids = [ids(t) for t in m.real_tokens]
-    sentence_ptr = np.concatenate([[0], np.cumsum([len(s) for s in sentence_ids])]).astype(np.int64)
-    scores = bm25_matrix(real_ids, sentence_ptr, np.concatenate(sentence_ids), dist_ptr, dist_sent, len(vocab))
+    lexical = lexical_postings(m, dist_ptr, dist_sent)
     t_bm25 = time.perf_counter() - t0 - t_vectors
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -222,10 +238,8 @@ def build(passages: int, m: Material, directory: Path, log=print) -> dict:
     kind = build_vector_index(vectors, directory / "dense")
     t_dense = time.perf_counter() - t0 - t_vectors - t_bm25
     np.save(directory / "exact.npy", vectors, allow_pickle=False)  # the exact side of the comparison
-    (directory / "bm25").mkdir(exist_ok=True)
-    for name in ("data", "indices", "indptr"):
-        np.save(directory / "bm25" / f"{name}.npy", scores[name], allow_pickle=False)
-    (directory / "bm25" / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    save_postings(lexical, directory / "lexical")
+    del lexical
     np.save(directory / "dist_ptr.npy", dist_ptr, allow_pickle=False)
     np.save(directory / "dist_sent.npy", dist_sent, allow_pickle=False)
     meta = {"passages": passages, "real": real, "sentences": len(m.sentence_texts), "dense_kind": kind,
@@ -247,12 +261,12 @@ class ScaleStore:
         self.manifest = m.store.manifest
         self.dense = open_vector_index(self.meta["dense_kind"], directory / "dense")
         self.exact_vectors = np.load(directory / "exact.npy", mmap_mode="r")
-        scores = {name: np.load(directory / "bm25" / f"{name}.npy", mmap_mode="r") for name in
-                  ("data", "indices", "indptr")}
-        scores["num_docs"] = self.meta["passages"]
-        self.bm25 = bm25_object(scores, json.loads((directory / "bm25" / "vocab.json").read_text()))
         self.dist_ptr = np.load(directory / "dist_ptr.npy", mmap_mode="r")
         self.dist_sent = np.load(directory / "dist_sent.npy", mmap_mode="r")
+        if not (directory / "lexical").is_dir():  # built by the first version (bm25s's score matrix)
+            save_postings(lexical_postings(m, np.asarray(self.dist_ptr), np.asarray(self.dist_sent)),
+                          directory / "lexical")
+        self.lexical = LexicalIndex([(Postings.open(directory / "lexical"), None, 0)])
         self.exact: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None  # set: dense answers from exact results
         self.has_tokens = True
         self._docs: dict[str, Document] = {}
@@ -272,25 +286,13 @@ class ScaleStore:
         return np.asarray(scores[:k]).tolist(), np.asarray(rows[:k]).tolist()
 
     def lexical_search(self, tokens: list[str], k: int) -> tuple[list[float], list[int]]:
-        ids = self.bm25.get_tokens_ids(tokens)
-        if not ids:
-            return [], []
-        scores = self.bm25.get_scores_from_ids(ids)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
-        return scores[top].astype(float).tolist(), top.tolist()
+        return self.lexical.search(tokens, k)
 
     def idf(self, token: str) -> float:
-        """BM25's IDF over the million (df = the non-zeros of the token's column of the score matrix)."""
-        tid = self.bm25.vocab_dict.get(token)
-        indptr, n = self.bm25.scores["indptr"], len(self)
-        df = 0 if tid is None or tid + 1 >= len(indptr) else int(indptr[tid + 1] - indptr[tid])
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return self.lexical.idf(token)
 
     def idfs(self, tokens) -> dict[str, float]:
-        return {t: self.idf(t) for t in tokens}
+        return self.lexical.idfs(tokens)
 
     # -- passages --------------------------------------------------------------------------------------------
     def _sentences(self, row: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from rag import limit_numpy_blas
 from rag.answer import AnswerConfig, ExtractiveAnswerer
 from rag.chunking import ChunkingConfig
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
@@ -131,6 +132,7 @@ class Assistant:
                  store: IndexStore | None = None, chat_model: BaseChatModel | None = None):
         """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
         name (RAG_LLM_MODEL), else none, and answers are extractive."""
+        limit_numpy_blas()  # before the first product: its threads would spin on the model's cores
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
         self.store = store or backend_for(self.settings).open(model_id=self.embedder.model_id,

@@ -216,7 +216,7 @@ class IndexStore:
         return self.lexical.idf(token)
 
     def idfs(self, tokens) -> dict[str, float]:
-        return {t: self.lexical.idf(t) for t in tokens}
+        return self.lexical.idfs(tokens)
 
     def warm(self) -> None:
         """Read what the first question would (the lexical statistics)."""
