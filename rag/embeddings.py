@@ -70,7 +70,7 @@ class Embedder:
         # a pass spread over every core is run one at a time, as concurrent ones only fight over the cores (at
         # 16 concurrent API clients, 22 req/s instead of 37 one at a time).
         self._passes = threading.Semaphore(1)
-        self._side_by_side: bool | None = None  # decided by the first preload or use, then fixed
+        self._side_by_side = False
 
     # ---- identity, cheap: no model -------------------------------------------------------------
     def _local_dir(self) -> Path | None:
@@ -182,7 +182,6 @@ class Embedder:
             with self._lock:
                 if self._runtime is None:
                     try:
-                        self._side_by_side = bool(self._side_by_side)
                         runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len,
                                                side_by_side=self._side_by_side)
                     except ModelUnavailable as e:
@@ -199,17 +198,15 @@ class Embedder:
     def preload(self, side_by_side: bool = False) -> None:
         """Start loading the runtime in the background (the CLI does, while it imports the chain and opens the
         index); the first encode waits for it. A failure is raised by that encode, as without preloading.
-        `side_by_side` (the indexer, for throughput): a pass per core at once. The first preload (or use) decides
-        it: a CLI that preloaded for a question and then indexes the bundled articles keeps the question's."""
+        `side_by_side` (the indexer, for throughput): a runtime not yet loaded runs a pass per core at once."""
         def load() -> None:
             try:
                 self.runtime  # noqa: B018
             except Exception:  # noqa: BLE001 - raised again, with its message, where the model is used
                 pass
 
-        if self._side_by_side is None:
-            self._side_by_side = side_by_side
         if self._runtime is None:
+            self._side_by_side = self._side_by_side or side_by_side
             threading.Thread(target=load, name="rag-model-preload", daemon=True).start()
 
     @property
