@@ -66,11 +66,9 @@ class Embedder:
         self._lock = threading.Lock()  # the API embeds from a threadpool: load the model once
         # The chunker's tokenizer has its own: the indexer loads it while the model session loads beside it.
         self._tokenizer_lock = threading.Lock()
-        # As many forward passes at once as the runtime runs side by side (`runtime.passes`), set when it loads:
-        # a pass spread over every core is run one at a time, as concurrent ones only fight over the cores (at
-        # 16 concurrent API clients, 22 req/s instead of 37 one at a time).
-        self._passes = threading.Semaphore(1)
-        self._side_by_side = False
+        # One forward pass at a time: each runtime already spreads a pass over every core, and concurrent passes
+        # only fight over them (at 16 concurrent API clients, 22 req/s instead of 37 one at a time).
+        self._encode_lock = threading.Lock()
 
     # ---- identity, cheap: no model -------------------------------------------------------------
     def _local_dir(self) -> Path | None:
@@ -182,23 +180,14 @@ class Embedder:
             with self._lock:
                 if self._runtime is None:
                     try:
-                        runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len,
-                                               side_by_side=self._side_by_side)
+                        self._runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len)
                     except ModelUnavailable as e:
                         raise ModelUnavailable(f"{e}; {self._hint()}") from e
-                    self._passes = threading.Semaphore(runtime.passes)
-                    self._runtime = runtime
         return self._runtime
 
-    @property
-    def passes(self) -> int:
-        """Forward passes that may run at once (loads the runtime)."""
-        return self.runtime.passes
-
-    def preload(self, side_by_side: bool = False) -> None:
+    def preload(self) -> None:
         """Start loading the runtime in the background (the CLI does, while it imports the chain and opens the
-        index); the first encode waits for it. A failure is raised by that encode, as without preloading.
-        `side_by_side` (the indexer, for throughput): a runtime not yet loaded runs a pass per core at once."""
+        index); the first encode waits for it. A failure is raised by that encode, as without preloading."""
         def load() -> None:
             try:
                 self.runtime  # noqa: B018
@@ -206,7 +195,6 @@ class Embedder:
                 pass
 
         if self._runtime is None:
-            self._side_by_side = self._side_by_side or side_by_side
             threading.Thread(target=load, name="rag-model-preload", daemon=True).start()
 
     @property
@@ -247,14 +235,14 @@ class Embedder:
 
     def _forward(self, inputs: list[str], prompt: str, bs: int) -> list[Forward]:
         """Each text's forward pass (prompt + text), in model batches, longest first (little padding), taking
-        a pass per batch: a long ingest then interleaves with the API's queries."""
+        the model lock per batch: a long ingest then interleaves with the API's queries."""
         runtime = self.runtime
         order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
         results: list = [None] * len(inputs)
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
             prepared = runtime.prepare([prompt + inputs[i] for i in idx])  # tokenising needs no lock
-            with self._passes:
+            with self._encode_lock:
                 out = runtime.forward(prepared)
             for i, o in zip(idx, out):
                 results[i] = o
@@ -320,7 +308,7 @@ class Embedder:
 
     def forward_passages(self, prepared: PreparedPassages) -> list[Forward]:
         runtime = self.runtime
-        with self._passes:
+        with self._encode_lock:
             return runtime.forward(prepared.batch)
 
     def late_vectors(self, prepared: PreparedPassages, outs: list[Forward], sentence_spans: Spans

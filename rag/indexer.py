@@ -22,7 +22,6 @@ from rag.chunking import ChunkingConfig, chunk_document, embedding_text
 from rag.documents import LoadReport, clean, load_paths
 from rag.embeddings import Embedder
 from rag.errors import DocumentNotFound
-from rag.runtime import cpu_threads
 from rag.store import Manifest, MergePolicy
 from rag.store.base import StoreBackend
 from rag.store.embedded import ChunkEmbeddings
@@ -98,15 +97,14 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
                     first_window: int | None = None) -> tuple[list[Chunk], ChunkEmbeddings]:
     """Chunk `doc_ids` and embed their chunks, the CPU work beside the model's: a producer thread chunks the
     documents and tokenises each batch (with the fast tokenizer, outside the GIL) while the model runs the
-    previous ones, through a bounded queue; an ONNX runtime loaded here runs a single-threaded pass per core side
-    by side (`Embedder.preload(side_by_side=True)`), which kept both cores busier than one pass over both. Within each window of chunks the batches are sorted by length in
+    previous one, through a bounded queue. Within each window of chunks the batches are sorted by length in
     tokens, so little of a forward pass is padding. The first window is small (`first_window`, two batches by
     default), so the model starts once a few documents are chunked: with one window of 512 it sat idle for 5.9 s
     at the start of 400 ARCD paragraphs. The vectors are those of `Embedder.encode_late` on each window
     (tests/test_indexing_pipeline.py checks it). The model session loads beside the first chunking."""
     embedder, bs = spec.embedder, spec.batch_size
     codec = codec or load_codec("int8")
-    embedder.preload(side_by_side=True)
+    embedder.preload()
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
     chunks: list[Chunk] = []
     stop = threading.Event()
@@ -143,51 +141,22 @@ def embed_documents(spec: IndexSpec, docs: dict[str, Document], doc_ids: list[st
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             put(e)
 
-    results: dict[int, ChunkEmbeddings] = {}
-    failures: list[BaseException] = []
-    reporting = threading.Lock()
-
-    def consume() -> None:
-        """Batches off the queue through the model, as many at once as it runs passes side by side (the
-        Embedder's semaphore): each worker's numpy after its pass overlaps the other's pass."""
-        try:
-            while not stop.is_set():
-                try:
-                    item = batches.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _DONE or isinstance(item, BaseException):
-                    put(item)  # the other workers stop at it too
-                    if isinstance(item, BaseException):
-                        failures.append(item)
-                    return
-                rows, spans, offsets, prepared = item
-                vecs, sents, tokens = embedder.late_vectors(prepared, embedder.forward_passages(prepared), spans)
-                parts = _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens, codec)
-                with reporting:
-                    results.update(zip(rows, parts))
-                    if progress:
-                        progress(len(results), max(len(chunks), len(results)))
-        except BaseException as e:  # noqa: BLE001 - raised by the caller's thread
-            failures.append(e)
-            stop.set()
-
     producer = threading.Thread(target=produce, name="rag-index-producer", daemon=True)
     producer.start()
-    workers = [threading.Thread(target=consume, name=f"rag-index-model-{i}", daemon=True)
-               for i in range(max(1, cpu_threads()))]
+    results: dict[int, ChunkEmbeddings] = {}
     try:
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        while (item := batches.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            rows, spans, offsets, prepared = item
+            vecs, sents, tokens = embedder.late_vectors(prepared, embedder.forward_passages(prepared), spans)
+            for row, part in zip(rows, _stored([chunks[r] for r in rows], offsets, vecs, sents, tokens, codec)):
+                results[row] = part
+            if progress:
+                progress(len(results), max(len(chunks), len(results)))
     finally:
         stop.set()
         producer.join()
-        for w in workers:
-            w.join()
-    if failures:
-        raise failures[0]
     return chunks, ChunkEmbeddings.concat([results[i] for i in range(len(chunks))], embedder.dimension)
 
 

@@ -3,8 +3,6 @@ chunks and vectors of doing one step after the other."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from rag.chain import index_spec
@@ -60,69 +58,3 @@ def test_pipeline_raises_what_the_producer_hit(embedder: Embedder) -> None:
     docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
     with pytest.raises(KeyError):
         embed_documents(spec, docs, sorted(docs) + ["no-such-document"], window=3)
-
-
-def _concurrency_spy(runtime, fail_at: int | None = None) -> dict:
-    """Wraps the real runtime's forward pass to record how many run at once (and, for `fail_at`, to fail that
-    call: a model fault there is no other way to cause)."""
-    import threading
-    import time
-
-    seen = {"now": 0, "most": 0, "calls": 0}
-    lock = threading.Lock()
-    forward = runtime.forward
-
-    def counted(prepared):
-        with lock:
-            seen["calls"] += 1
-            seen["now"] += 1
-            seen["most"] = max(seen["most"], seen["now"])
-            call = seen["calls"]
-        try:
-            if call == fail_at:
-                raise RuntimeError("the model failed on this batch")
-            time.sleep(0.05)  # long enough for a second pass to start if the semaphore lets it
-            return forward(prepared)
-        finally:
-            with lock:
-                seen["now"] -= 1
-
-    runtime.forward = counted
-    return seen
-
-
-def test_an_onnx_indexer_runs_one_pass_per_core_side_by_side() -> None:
-    from rag.runtime import cpu_threads
-
-    settings = get_settings().model_copy(update={"runtime": "onnx"})
-    indexing = Embedder(settings)
-    indexing.preload(side_by_side=True)
-    assert indexing.passes == cpu_threads()
-    seen = _concurrency_spy(indexing.runtime)
-    spec = replace(index_spec(settings, indexing), batch_size=4)  # the 20 passages in five passes
-    docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
-    chunks, got = embed_documents(spec, docs, sorted(docs), window=16, first_window=8,
-                                  codec=trained_codec("int8", indexing))
-    assert seen["calls"] >= 4
-    assert seen["most"] == min(cpu_threads(), seen["calls"])
-    # A question's runtime (one pass over every core) gives the same vectors: single-threaded passes side by side
-    # change how fast, not what.
-    asking = Embedder(settings)
-    assert asking.passes == 1
-    texts, spans, _ = _chunk_inputs(docs, chunks, spec.embed_title)
-    want, sentences, _ = asking.encode_late(texts, spans, batch_size=spec.batch_size)
-    assert np.allclose(got.vectors, want, atol=1e-5)
-    assert np.allclose(got.sentences, np.concatenate(sentences).astype(np.float16), atol=2e-3)
-
-
-def test_a_model_fault_in_one_pass_stops_the_others_and_is_raised() -> None:
-    import pytest
-
-    settings = get_settings().model_copy(update={"runtime": "onnx"})
-    indexing = Embedder(settings)
-    indexing.preload(side_by_side=True)
-    seen = _concurrency_spy(indexing.runtime, fail_at=3)
-    docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
-    with pytest.raises(RuntimeError, match="the model failed"):
-        embed_documents(replace(index_spec(settings, indexing), batch_size=2), docs, sorted(docs), window=8)
-    assert 3 <= seen["calls"] < 3 + 2 * max(2, indexing.passes) and seen["now"] == 0

@@ -46,7 +46,6 @@ class Forward:
 class EncoderRuntime(Protocol):
     name: str  # one of RUNTIMES
     device: str  # "cpu" or "cuda"
-    passes: int  # forward passes that may run side by side (each on its own cores); 1: one at a time
 
     def prepare(self, texts: Sequence[str]) -> Any:
         """What can be done before the forward pass without the model (tokenising, padding). Runs in the
@@ -106,11 +105,8 @@ def compatible_runtimes(index_runtime: str) -> list[str]:
     return [r for r in RUNTIMES if compatible(index_runtime, r)]
 
 
-def load_runtime(name: str, model_path: str, device: str, max_seq_length: int,
-                 side_by_side: bool = False) -> EncoderRuntime:
-    """Load the named runtime over a model directory (for torch: any sentence-transformers name or path).
-    `side_by_side`: for throughput (the indexer), where the runtime can, one single-threaded pass per core at
-    once rather than one pass spread over every core (the latency a question wants)."""
+def load_runtime(name: str, model_path: str, device: str, max_seq_length: int) -> EncoderRuntime:
+    """Load the named runtime over a model directory (for torch: any sentence-transformers name or path)."""
     if name == "torch":
         from rag.runtime.torch import TorchRuntime
 
@@ -118,4 +114,4 @@ def load_runtime(name: str, model_path: str, device: str, max_seq_length: int,
     from rag.runtime.onnx import OnnxRuntime
 
     return OnnxRuntime(Path(model_path), quantized=name == "onnx-int8", device=device,
-                       max_seq_length=max_seq_length, side_by_side=side_by_side)
+                       max_seq_length=max_seq_length)

@@ -88,9 +88,8 @@ class Batch:
 
 class OnnxRuntime:
     def __init__(self, model_dir: Path, quantized: bool, device: str = "auto", max_seq_length: int = 512,
-                 tokenizer: Any = None, path: Path | None = None, side_by_side: bool = False):
-        """`path`: a graph to load as it is, unverified (the export check); by default the verified export.
-        `side_by_side`: one thread per pass and as many passes at once as there are cores (see `passes`)."""
+                 tokenizer: Any = None, path: Path | None = None):
+        """`path`: a graph to load as it is, unverified (the export check); by default the verified export."""
         import onnxruntime as ort
 
         self.name = "onnx-int8" if quantized else "onnx"
@@ -99,13 +98,9 @@ class OnnxRuntime:
         path = path or verified_onnx(self.model_dir, onnx_file(quantized))
         self.max_len = max_seq_length
         options = ort.SessionOptions()
-        # A question wants one pass spread over every core (ONNX Runtime's default of physical cores can leave a
-        # hyperthreaded core idle). The indexer wants throughput: a single-threaded pass per core, side by side
-        # on the one session (Run is thread-safe and, with one intra-op thread, runs on its caller's thread),
-        # leaves no core waiting at the pass's serial steps and syncs (one session: the weights are loaded once).
-        cores = cpu_threads()
-        self.passes = cores if side_by_side and self.device == "cpu" else 1
-        options.intra_op_num_threads = 1 if self.passes > 1 else cores
+        # One pass at a time (the Embedder serialises them) spread over every core; ONNX Runtime's default of
+        # physical cores can leave a hyperthreaded core idle.
+        options.intra_op_num_threads = cpu_threads()
         options.inter_op_num_threads = 1
         # Threads that spin after a pass steal the core the indexer's producer thread is tokenising on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

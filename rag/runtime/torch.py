@@ -26,7 +26,6 @@ def cuda_available() -> bool:
 
 class TorchRuntime:
     name = "torch"
-    passes = 1  # torch spreads one pass over every core itself
 
     def __init__(self, model_path: str, device: str = "auto"):
         self.device = resolve_device(device, cuda_available)
