@@ -5,8 +5,8 @@ entry point) with a timer wrapped around each stage: imports, the model session,
 tokenising, forward passes, pooling/sentence/token vectors, the token codec's encode (and its training on a
 first index), postings, writing, compaction. Stages nest (tokenising inside chunking's token counts; the codec
 inside "stored"), so the table says which are inside which; each row gives calls, wall seconds and the CPU
-seconds of the thread that ran it (the producer thread and the model workers, one per core, share the cores:
-wall > CPU is waiting or contention). Beside it, the interpreter's own start-up (`python -c pass`) and optionally the
+seconds of the thread that ran it (the producer thread and the main thread share 2 cores: wall > CPU is
+waiting or contention). Beside it, the interpreter's own start-up (`python -c pass`) and optionally the
 same command in a fresh process (--subprocess), and the main thread's cProfile top (--profile N).
 
     .venv/bin/python benchmarks/index_stages.py [--runtime onnx-int8] [--paragraphs 400] [--profile 25]
@@ -43,7 +43,7 @@ _active = threading.local()
 
 
 def _thread() -> str:
-    """main, producer, or model-N (the indexer's model workers, one per core)."""
+    """main (the indexer and its model consumer), producer, or another named thread (the model preload)."""
     t = threading.current_thread()
     return "main" if t is threading.main_thread() else t.name.removeprefix("rag-index-")
 
@@ -94,8 +94,8 @@ STAGES = [
     ("vectors", "embed_documents", "Embedder.late_vectors: pooling, sentence and token vectors"),
     ("stored", "embed_documents", "_stored: spans to document offsets + codec encode"),
     ("codec encode", "stored", "TokenCodec.encode"),
-    ("first batch wait", "embed_documents", "a model worker waiting for the producer's first batch"),
-    ("queue wait", "embed_documents", "a model worker polling for the producer's next batch (after the first)"),
+    ("first batch wait", "embed_documents", "the main thread waiting for the producer's first batch"),
+    ("queue wait", "embed_documents", "the main thread waiting for the producer's next batch (after the first)"),
     ("concat", "write", "ChunkEmbeddings.concat"),
     ("segment+postings", "write", "segment_data: lexical tokens + Postings.build"),
     ("lexical tokens", "segment+postings", "rag.arabic.tokenize"),
@@ -139,12 +139,12 @@ def instrument() -> None:
     patch(Int8Codec, "encode", "codec encode")
     runtime_prop = Embedder.__dict__["runtime"]
     Embedder.runtime = property(timed("model session", runtime_prop.fget))
-    # the model workers' wait for the next batch (Queue.get on a worker thread, polled with a timeout)
+    # the consumer's wait for the next batch: Queue.get on the main thread while embedding
     original_get = queue_mod.Queue.get
 
     def get(self, *a, **kw):
-        if threading.current_thread().name.startswith("rag-index-model"):
-            first = not any(TIMES[("first batch wait", t)][0] for t in ("model-0", "model-1"))
+        if threading.current_thread() is threading.main_thread() and getattr(_active, "embed_documents", 0):
+            first = not TIMES[("first batch wait", "main")][0]
             return timed("first batch wait" if first else "queue wait", original_get)(self, *a, **kw)
         return original_get(self, *a, **kw)
 
