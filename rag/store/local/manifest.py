@@ -69,6 +69,7 @@ def checksum(path: Path) -> dict:
 
 
 def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries) or a file: both open read-only."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -87,20 +88,12 @@ def fsync_all(paths: list[Path]) -> None:
     paths = list(dict.fromkeys(paths))
     if len(paths) <= 1:
         for p in paths:
-            _fsync_path(p)
+            fsync_dir(p)
         return
     if _sync_pool is None:
         _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rag-fsync")
-    for future in [_sync_pool.submit(_fsync_path, p) for p in paths]:
+    for future in [_sync_pool.submit(fsync_dir, p) for p in paths]:
         future.result()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _held = threading.local()  # this thread's write locks: index directory -> the snapshots opened lazily under it
