@@ -210,14 +210,16 @@ class HybridRetriever:
         Arabic article, so what BM25 finds for it there are the few Latin words of other passages (a name in
         brackets, a transliteration), and with BM25's weight in the fusion they pushed the passages the dense
         side found down."""
-        keep = [i for i, row in enumerate(ranked.rows) if self.row_language(row) == language]
+        self._learn_languages(ranked.rows)
+        keep = [i for i, row in enumerate(ranked.rows) if self._languages[row] == language]
         return Ranked([ranked.rows[i] for i in keep], [ranked.scores[i] for i in keep])
 
-    def row_language(self, row: int) -> str:
-        language = self._languages.get(row)
-        if language is None:
-            language = self._languages[row] = detect_language(self.store.chunks([row])[0].text)
-        return language
+    def _learn_languages(self, rows: list[int]) -> None:
+        """Each row's language, cached; the rows not seen yet read in one batch (one by one, a million-passage
+        index spent ~6 ms of an `ask` here)."""
+        unseen = list(dict.fromkeys(r for r in rows if r not in self._languages))
+        for row, chunk in zip(unseen, self.store.chunks(unseen) if unseen else []):
+            self._languages[row] = detect_language(chunk.text)
 
     def best_sentences(self, question: str, rows: list[int]) -> list[float]:
         """Per passage: max over its sentences of cosine + rerank_coverage * IDF-weighted term coverage."""
