@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexIncompatible, IndexMissing
-from rag.store.local.manifest import fsync_dir as _fsync_dir
+from rag.store.local.manifest import fsync_path as _fsync_path
 from rag.store.local.manifest import write_lock  # noqa: F401 - one lock for both formats
 from rag.store.local.manifest import Manifest  # its fields are a subset of the segmented index's
 from rag.store.local.segment import write_blocks, write_tables  # the same tables
@@ -124,7 +124,7 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
         with open(pointer_tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(pointer_tmp, index_dir / CURRENT)
-        _fsync_dir(index_dir)
+        _fsync_path(index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

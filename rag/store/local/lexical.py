@@ -175,17 +175,12 @@ class LexicalIndex:
         ones until a merge, see the module docstring). Cached per snapshot."""
         missing = sorted({t for t in terms if t not in self._df})
         if missing:
-            wanted, counts = np.array(missing), np.zeros(len(missing), np.int64)
-            for p, live, _ in self.segments:
-                if not len(p.terms):
-                    continue
-                at = np.searchsorted(p.terms, wanted)
-                found = np.flatnonzero(p.terms[np.minimum(at, len(p.terms) - 1)] == wanted)
-                a, b = np.asarray(p.indptr[at[found]]), np.asarray(p.indptr[at[found] + 1])
+            counts = np.zeros(len(missing), np.int64)
+            for (p, live, _), runs in zip(self.segments, self._runs(missing)):
                 if live is None:
-                    counts[found] += b - a
+                    counts += runs[:, 1] - runs[:, 0]
                 else:
-                    counts[found] += np.array([np.count_nonzero(live[p.rows[x:y]]) for x, y in zip(a, b)], np.int64)
+                    counts += np.array([np.count_nonzero(live[p.rows[x:y]]) for x, y in runs], np.int64)
             self._df.update(zip(missing, counts.tolist()))
         return {t: self._df[t] for t in terms}
 
@@ -242,9 +237,9 @@ class LexicalIndex:
         """The distinct rows of (rows, impacts) parts, ascending, and their impacts summed (in any order: a bound)."""
         rows = np.concatenate([r for r, _ in parts])
         impact = np.concatenate([i for _, i in parts])
-        if len(rows) * 16 >= self.rows:
+        if len(rows) * 16 >= self.rows:  # dense: sum into one slot per row of the snapshot, then keep the rows hit
             summed = np.bincount(rows, weights=impact, minlength=self.rows)
-            hit = np.flatnonzero(summed)
+            hit = np.flatnonzero(summed)  # every impact is > 0: the rows some posting reached, ascending
             return hit, summed[hit]
         hit, inverse = np.unique(rows, return_inverse=True)
         return hit, np.bincount(inverse, weights=impact)
@@ -311,13 +306,8 @@ class LexicalIndex:
             return [], []
         tf = tfs.astype(np.float32)
         impact = weights[term_of] * tf / (norms + tf)
-        if len(rows) * 16 >= self.rows:  # dense: sum into one slot per row of the snapshot, then keep the rows hit
-            summed = np.bincount(rows, weights=impact, minlength=self.rows)
-            candidates = np.flatnonzero(summed)  # every impact is > 0: the rows some posting reached, ascending
-            scores = summed[candidates].astype(np.float32)
-        else:
-            candidates, inverse = np.unique(rows, return_inverse=True)
-            scores = np.bincount(inverse, weights=impact).astype(np.float32)
+        candidates, summed = self._summed([(rows, impact)])
+        scores = summed.astype(np.float32)
         # Rank only the passages that score (at 1M a common term reaches a fraction of the rows; partitioning
         # all of them cost more than the scoring): the same top k as over every row, zeros never reach it.
         return self._top(scores, candidates, k)

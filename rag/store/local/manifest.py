@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import threading
 import weakref
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -68,8 +68,8 @@ def checksum(path: Path) -> dict:
     return {"size": size, "crc32": crc}
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory (its entries) or a file: both open read-only."""
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (its entries): both open read-only."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -88,11 +88,11 @@ def fsync_all(paths: list[Path]) -> None:
     paths = list(dict.fromkeys(paths))
     if len(paths) <= 1:
         for p in paths:
-            fsync_dir(p)
+            fsync_path(p)
         return
     if _sync_pool is None:
         _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rag-fsync")
-    for future in [_sync_pool.submit(fsync_dir, p) for p in paths]:
+    for future in [_sync_pool.submit(fsync_path, p) for p in paths]:
         future.result()
 
 
@@ -205,4 +205,4 @@ def write_manifest(index_dir: Path, manifest: Manifest, pending: list[Path] = ()
         fh.write(json.dumps(data, ensure_ascii=False))
     fsync_all([*pending, tmp])
     os.replace(tmp, index_dir / MANIFEST)
-    fsync_dir(index_dir)
+    fsync_path(index_dir)

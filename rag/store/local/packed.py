@@ -29,7 +29,8 @@ ALIGN = 64
 def write_arrays(path: Path, arrays: dict[str, tuple[np.dtype, tuple, Iterable[np.ndarray]]], fsync: bool = False
                  ) -> dict:
     """Write `arrays` (name -> (dtype, shape, the rows in blocks, one after the other)) to `path` (fsynced only with
-    `fsync`: a segment's writer fsyncs it with the commit's other files); returns its {"size", "crc32"}. Blocks are written as they come, so a merge never holds all its tokens at once."""
+    `fsync`: a segment's writer fsyncs it with the commit's other files); returns its {"size", "crc32"}. Blocks are
+    written as they come, so a merge never holds all its tokens at once."""
     header, at = {}, 0
     for name, (dtype, shape, _) in arrays.items():
         dtype = np.dtype(dtype)

@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from rag.store.local.manifest import (FORMAT_VERSION, MANIFEST, SEGMENTS, Manifest, checksum, fsync_dir,
+from rag.store.local.manifest import (FORMAT_VERSION, MANIFEST, SEGMENTS, Manifest, checksum, fsync_path,
                                      after_commits, lazy_snapshots, read_manifest, write_manifest)
 from rag.store.local.packed import FILE as ARRAYS
 from rag.store.local.segment import SegmentData, write_segment, write_tombstones
@@ -44,7 +44,7 @@ def start_index(index_dir: Path, settings: Manifest, codec=None) -> Manifest:
     if files:
         codec_dir = directory.name
         codec_files = {f.name: checksum(f) for f in files}
-        fsync_dir(directory)
+        fsync_path(directory)
     else:
         directory.rmdir()
     return settings.with_commit(generation=generation - 1, segments=(), codec_dir=codec_dir, codec_files=codec_files,
