@@ -391,6 +391,7 @@ class Row:
     late: bool = True  # late interaction in the second stage (with its weights) and in the answer
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     abstain: bool = True
+    reader: bool = False  # the extractive reader (rag/reader.py) gives cross-language questions' short answers
 
 
 PLAIN_ANSWER = AnswerConfig(max_sentences=1, lexical_weight=0.0, type_weight=0.0, rank_weight=0.0, late_weight=0.0,
@@ -415,7 +416,8 @@ ROWS = [
     Row("+distinct", answer=AnswerConfig(abstain_threshold=0, **OLD), abstain=False),
     Row("+abstention", answer=AnswerConfig(**OLD)),
     Row("+400 chars", answer=AnswerConfig(short=None)),
-    Row("+short answer", answer=AnswerConfig()),
+    Row("+short answer", answer=AnswerConfig(), reader=False),
+    Row("+reader", answer=AnswerConfig(), reader=True),
 ]
 
 
@@ -428,7 +430,20 @@ def configure(assistant: Assistant, row: Row, light: LightBM25Retriever | None) 
                              one_per_document=s.one_per_document and row.rerank)
     if light is not None:
         hybrid.retrievers[1] = light
-    return hybrid, ExtractiveAnswerer(assistant.store, row.answer, query_tokens=assistant.encode_query.tokens)
+    return hybrid, ExtractiveAnswerer(assistant.store, row.answer, query_tokens=assistant.encode_query.tokens,
+                                      reader=shared_reader(assistant.settings) if row.reader else None)
+
+
+_READER: list = []
+
+
+def shared_reader(settings):
+    """One reader (rag/reader.py) for every assistant of the run."""
+    if not _READER:
+        from rag.reader import load_reader
+
+        _READER.append(load_reader(settings))
+    return _READER[0]
 
 
 def _rank_of(hits, gold: str | None) -> int | None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.names import KEY_PREFIX, arabic_keys, question_names
+from rag.reader import Reader
 from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
                               word_matches)
@@ -105,6 +106,11 @@ class AnswerConfig:
     # The short answer picked by the learned model (rag.span_scorer) where it can read the index, else the rules.
     learned_short: bool = True
     token_margin: float = 0.05
+    # A question in another language than the article's gets its short answer from the extractive reader
+    # (rag/reader.py) where one is loaded: the words it marks in the best sentence. Token F1 on the English dev
+    # questions (benchmarks/quality.py, row +reader): see the README's Quality section. Arabic questions keep
+    # the learned picker, whose spans the reader does not beat there.
+    cross_language_reader: bool = True
 
 
 @dataclass
@@ -119,10 +125,11 @@ class ScoredSentence:
 
 class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
-                 query_tokens: Callable[[str], np.ndarray] | None = None):
+                 query_tokens: Callable[[str], np.ndarray] | None = None, reader: Reader | None = None):
         """`query_tokens`: question -> its token vectors (QueryEncoder.tokens); without it, or without token
-        vectors in the index, sentences are scored without late interaction."""
-        self.store, self.config, self.query_tokens = store, config, query_tokens
+        vectors in the index, sentences are scored without late interaction. `reader`: the extractive reader
+        (rag/reader.py), for the short answers of questions in another language."""
+        self.store, self.config, self.query_tokens, self.reader = store, config, query_tokens, reader
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
@@ -264,11 +271,23 @@ class ExtractiveAnswerer:
         no phrase is picked with confidence."""
         kind = question_type(question)
         words = self.sentence_words(question, lang, best)
+        if lang != "ar" and self.reader is not None and self.config.cross_language_reader:
+            return self.read_short(question, best, words, kind)
         scorer = self.span_scorer()
         picked = self.learned_pick(question, kind, words, best, scorer) if scorer else pick(words, kind, self.config.short)
         if picked is None:
             return None
         return Span(words[picked[0]].start, words[picked[1]].end), kind, words
+
+    def read_short(self, question: str, best: ScoredSentence, words: list, kind: str) -> tuple[Span, str, list] | None:
+        """The reader's span in the best sentence, widened to whole words; None when it marks no word."""
+        text = self.store.document(best.hit.chunk.doc_id).text
+        found = self.reader.read(question, [text[best.span.start:best.span.end]])[0]
+        if found is None:
+            return None
+        start, end = best.span.start + found.start, best.span.start + found.end
+        inside = [w for w in words if start < w.end and w.start < end]
+        return (Span(inside[0].start, inside[-1].end), kind, words) if inside else None
 
     def span_scorer(self) -> SpanScorer | None:
         """The learned picker (rag.span_scorer) when it can read this index: its token vectors are kept and come

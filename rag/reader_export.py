@@ -1,0 +1,222 @@
+"""Build the reader's ONNX graph (rag/reader.py) from the built e5 weights and the shipped deltas, offline.
+
+rag/data/reader.npz holds what benchmarks/train_reader.py fitted: low-rank deltas B A of the top layers' linear
+weights (their scale folded into B) and the span head. The build adds each delta to its weight, puts the head on
+the last hidden states, and exports input_ids, attention_mask -> span_logits (batch, sequence, 2) with the same
+steps as the embedding export (rag/onnx_export.py: TorchScript export, transformer fusions, the word embeddings
+kept float16, a dynamically quantised int8 copy), checked against the merged torch model. Layout, beside the
+model::
+
+    reader/reader.onnx       fp32 graph (float16 word embeddings)
+    reader/reader_int8.onnx  int8 weights per output channel
+    reader/tokenizer.json    the model's tokenizer as transformers runs it (pairs: question, passage)
+    reader/rag-reader.json   checksums, the drift measured, the model build and the deltas it came from
+
+Written beside the model and renamed into place, like the other exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ModelUnavailable
+from rag.model_builder import _lock, _sha256, rebuild_hint
+from rag.onnx_export import OPSET, _float16_word_embeddings, _fuse, _quantize, _source_key
+
+READER_DIR = "reader"
+READER_MANIFEST = "rag-reader.json"
+READER_FORMAT = 1
+DELTAS = Path(__file__).resolve().parent / "data" / "reader.npz"
+# The (question, passage) pairs the export is checked on, Arabic and English, one past the length limit.
+CHECK_PAIRS = [
+    ("متى تستأنف المحادثات بين العراق والولايات المتحدة؟",
+     "أعلنت بغداد، الخميس، أن المحادثات مع الولايات المتحدة الأميركية تستأنف الأحد، بهدف مناقشة مستقبل مهمة "
+     "التحالف الدولي لمكافحة تنظيم الدولة الاسلامية في العراق."),
+    ("ما هي عاصمة المغرب؟", "الرباط هي عاصمة المملكة المغربية ومقر الحكومة والبرلمان، وتقع على ساحل المحيط الأطلسي."),
+    ("Who commands Iran's Quds Force?", "ويقود فيلق القدس، ذراع العمليات الخارجية للحرس الثوري، إسماعيل قآني منذ 2020."),
+    ("كم سعر النفط؟", "ارتفعت أسعار النفط اليوم بعد قرار أوبك خفض الإنتاج، وحذرت الأرصاد من عاصفة رملية. " * 30),
+]
+# Worst agreement with the merged torch model allowed: the cosine of each pair's start and end logits over its
+# tokens. A wrong merge (a delta on the wrong layer, the scale applied twice) falls far below.
+THRESHOLDS = {"reader.onnx": 0.999, "reader_int8.onnx": 0.9}
+
+
+def deltas_key(path: Path = DELTAS) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def reader_manifest(model_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(model_dir) / READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def reader_is_current(model_dir: Path) -> bool:
+    m = reader_manifest(model_dir)
+    return bool(m and m.get("format") == READER_FORMAT and m.get("source") == _source_key(model_dir)
+                and m.get("deltas") == deltas_key())
+
+
+def verified_reader(model_dir: Path, name: str) -> Path:
+    """One file of the reader export, checked against its manifest by size and modification time (hashed when
+    they differ), as rag.onnx_export.verified_onnx does."""
+    m, path = reader_manifest(model_dir), Path(model_dir) / READER_DIR / name
+    hint = f"run `rag model build`, or {rebuild_hint(Path(model_dir))}"
+    want = (m or {}).get("files", {}).get(name)
+    if not want or not path.is_file():
+        raise ModelUnavailable(f"the reader export in {path.parent} is missing {name}: {hint}")
+    st = path.stat()
+    if st.st_size != want["size"] or (st.st_mtime_ns != want["mtime_ns"] and _sha256(path) != want["sha256"]):
+        raise ModelUnavailable(f"reader file {path} is corrupt (checksum mismatch): {hint}")
+    return path
+
+
+# ---- the build path (torch, onnx, onnxruntime.quantization) ------------------------------------------------
+def ensure_reader(model_dir: Path, force: bool = False) -> Path:
+    """Export the reader unless a current export is there. Returns its directory."""
+    model_dir = Path(model_dir)
+    if not DELTAS.is_file():
+        raise ModelUnavailable(f"the reader's weights {DELTAS} are missing: reinstall the package")
+    with _lock(model_dir / READER_DIR):
+        if force or not reader_is_current(model_dir):
+            _export_locked(model_dir)
+    return model_dir / READER_DIR
+
+
+def merged_model(model_dir: Path, deltas: Path = DELTAS):
+    """The torch reader: the built BertModel with each delta added to its weight, and the span head."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from rag.runtime.torch import _offline
+
+    _offline()
+    hf_logging.disable_progress_bar()
+    bert = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager",
+                                     local_files_only=True).eval()
+    with np.load(deltas, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    with torch.no_grad():
+        for key in [k for k in arrays if k.endswith(".lora_A")]:
+            name = key[:-len(".lora_A")]
+            linear = bert.get_submodule(name)
+            delta = arrays[name + ".lora_B"].astype(np.float32) @ arrays[key].astype(np.float32)
+            linear.weight += torch.from_numpy(delta)
+
+    class SpanReader(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+            self.head = torch.nn.Linear(bert.config.hidden_size, 2)
+            self.head.weight.copy_(torch.from_numpy(arrays["head.weight"].astype(np.float32)))
+            self.head.bias.copy_(torch.from_numpy(arrays["head.bias"].astype(np.float32)))
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
+
+    with torch.no_grad():
+        return SpanReader().eval()
+
+
+def _export_locked(model_dir: Path) -> None:
+    target = model_dir / READER_DIR
+    for stale in model_dir.glob(f".{READER_DIR}.*-*"):  # leftovers of crashed runs (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{READER_DIR}.build-", dir=model_dir))
+    old = model_dir / f".{READER_DIR}.old-{os.getpid()}"
+    try:
+        model = merged_model(model_dir)
+        _export_graph(model, tmp / "exported.onnx")
+        _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
+        (tmp / "exported.onnx").unlink()
+        _write_tokenizer(model_dir, tmp / "tokenizer.json")
+        _quantize(tmp / "float32.onnx", tmp / "reader_int8.onnx")
+        _float16_word_embeddings(tmp / "float32.onnx", tmp / "reader.onnx")
+        (tmp / "float32.onnx").unlink()
+        drift = check_export(model, tmp)
+        _write_manifest(model_dir, tmp, drift)
+        if target.exists():
+            os.rename(target, old)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_tokenizer(model_dir: Path, out: Path) -> None:
+    """The tokenizer exactly as transformers ran it in training (its offsets leave out a word's leading space)."""
+    from transformers import AutoTokenizer
+
+    out.write_text(AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True).backend_tokenizer.to_str(),
+                   encoding="utf-8")
+
+
+def _export_graph(model, out: Path) -> None:
+    import warnings
+
+    import onnx
+    import torch
+
+    ids = torch.tensor([[0, 581, 10176, 2, 1], [0, 1284, 7, 5, 2]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    names = ("input_ids", "attention_mask", "span_logits")
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
+        torch.onnx.export(model, (ids, mask), str(out), input_names=list(names[:2]), output_names=[names[2]],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    onnx.checker.check_model(str(out))
+
+
+def check_export(model, export_dir: Path, pairs=CHECK_PAIRS, thresholds=THRESHOLDS) -> dict[str, float]:
+    """Run `pairs` through the merged torch model and each graph; raise when a graph's worst logit cosine is
+    under its threshold. Returns the worst cosine per graph."""
+    import torch
+
+    from rag.reader import Reader
+
+    drift = {}
+    for name, floor in thresholds.items():
+        reader = Reader(export_dir / name, export_dir / "tokenizer.json", threads=None)
+        worst = 1.0
+        for question, passage in pairs:
+            ids, mask = reader.encode(question, [passage])
+            got = reader.logits(ids, mask)[0]
+            with torch.no_grad():
+                want = model(torch.from_numpy(ids), torch.from_numpy(mask))[0].numpy()
+            for col in (0, 1):
+                a, b = want[:, col] - want[:, col].mean(), got[:, col] - got[:, col].mean()
+                worst = min(worst, float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)))
+        drift[name] = round(worst, 6)
+        if worst < floor:
+            raise ModelUnavailable(f"the reader export {name} drifts from torch: worst logit cosine {worst:.4f} "
+                                   f"(needs {floor}); not installed")
+    return drift
+
+
+def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
+    files = {}
+    for p in sorted(f for f in tmp.iterdir() if f.name != READER_MANIFEST):
+        p.chmod(0o644)
+        st = p.stat()
+        files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
+    with np.load(DELTAS, allow_pickle=False) as z:
+        trained = json.loads(str(z["meta"]))
+    (tmp / READER_MANIFEST).write_text(json.dumps({
+        "format": READER_FORMAT, "source": _source_key(model_dir), "deltas": deltas_key(), "trained": trained,
+        "drift_against_torch": drift, "files": files}, indent=2) + "\n", encoding="utf-8")
+    (tmp / READER_MANIFEST).chmod(0o644)
+    tmp.chmod(0o755)
