@@ -99,9 +99,14 @@ def verified_onnx(model_dir: Path, name: str) -> Path:
     want, path = m.get("files", {}).get(name), model_dir / ONNX_DIR / name
     if not want or not path.is_file():
         raise ModelUnavailable(f"the ONNX export in {model_dir / ONNX_DIR} is missing {name}: {hint}")
+    return checked_file(path, want, "ONNX model file", hint)
+
+
+def checked_file(path: Path, want: dict, what: str, hint: str) -> Path:
+    """`path` when its size and modification time are those recorded (else its hash must be), or raise."""
     st = path.stat()
     if st.st_size != want["size"] or (st.st_mtime_ns != want["mtime_ns"] and _sha256(path) != want["sha256"]):
-        raise ModelUnavailable(f"ONNX model file {path} is corrupt (checksum mismatch): {hint}")
+        raise ModelUnavailable(f"{what} {path} is corrupt (checksum mismatch): {hint}")
     return path
 
 
@@ -115,22 +120,16 @@ def ensure_onnx(model_dir: Path, force: bool = False) -> Path:
     return model_dir / ONNX_DIR
 
 
-def _export_locked(model_dir: Path) -> None:
-    target = model_dir / ONNX_DIR
-    for stale in model_dir.glob(f".{ONNX_DIR}.*-*"):  # leftovers of crashed runs (we hold the lock)
+def replace_dir(model_dir: Path, name: str, build) -> None:
+    """Run `build(tmp)` in a new directory beside `model_dir / name`, then rename it into place (the old one
+    aside first), so a reader sees the whole old export or the whole new one. The caller holds the lock."""
+    target = model_dir / name
+    for stale in model_dir.glob(f".{name}.*-*"):  # leftovers of crashed runs (we hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.build-", dir=model_dir))
-    old = model_dir / f".{ONNX_DIR}.old-{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.build-", dir=model_dir))
+    old = model_dir / f".{name}.old-{os.getpid()}"
     try:
-        _export_graph(model_dir, tmp / "exported.onnx")
-        _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
-        (tmp / "exported.onnx").unlink()
-        _write_tokenizer(model_dir, tmp / "tokenizer.json")
-        _quantize(tmp / "float32.onnx", tmp / "model_int8.onnx")  # quantises the lookup table too: from float32
-        _float16_word_embeddings(tmp / "float32.onnx", tmp / "model.onnx")
-        (tmp / "float32.onnx").unlink()
-        drift = check_export(model_dir, {"onnx": tmp / "model.onnx", "onnx-int8": tmp / "model_int8.onnx"})
-        _write_manifest(model_dir, tmp, drift)
+        build(tmp)
         if target.exists():
             os.rename(target, old)
         os.rename(tmp, target)
@@ -138,6 +137,32 @@ def _export_locked(model_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def file_entries(tmp: Path, manifest: str) -> dict[str, dict]:
+    """Size, SHA-256 and modification time of each file of an export (made world-readable) but its manifest."""
+    files = {}
+    for p in sorted(f for f in tmp.iterdir() if f.name != manifest):
+        p.chmod(0o644)
+        st = p.stat()
+        files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
+    return files
+
+
+def _export_locked(model_dir: Path) -> None:
+    replace_dir(model_dir, ONNX_DIR, lambda tmp: _build(model_dir, tmp))
+
+
+def _build(model_dir: Path, tmp: Path) -> None:
+    _export_graph(model_dir, tmp / "exported.onnx")
+    _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
+    (tmp / "exported.onnx").unlink()
+    _write_tokenizer(model_dir, tmp / "tokenizer.json")
+    _quantize(tmp / "float32.onnx", tmp / "model_int8.onnx")  # quantises the lookup table too: from float32
+    _float16_word_embeddings(tmp / "float32.onnx", tmp / "model.onnx")
+    (tmp / "float32.onnx").unlink()
+    drift = check_export(model_dir, {"onnx": tmp / "model.onnx", "onnx-int8": tmp / "model_int8.onnx"})
+    _write_manifest(model_dir, tmp, drift)
 
 
 def _export_graph(model_dir: Path, out: Path) -> None:
@@ -311,11 +336,7 @@ def compare_forwards(want: list, got: list) -> dict[str, float]:
 def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
     from importlib import metadata
 
-    files = {}
-    for p in sorted(f for f in tmp.iterdir() if f.name != ONNX_MANIFEST):
-        p.chmod(0o644)
-        st = p.stat()
-        files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
+    files = file_entries(tmp, ONNX_MANIFEST)
     versions = {d: metadata.version(d) for d in ("torch", "onnx", "onnxruntime")}
     (tmp / ONNX_MANIFEST).write_text(json.dumps({
         "format": EXPORT_FORMAT, "source": _source_key(model_dir), "opset": OPSET, "versions": versions,

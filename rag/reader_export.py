@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import ModelUnavailable
-from rag.model_builder import _lock, _sha256, rebuild_hint
-from rag.onnx_export import OPSET, _float16_word_embeddings, _fuse, _quantize, _source_key
+from rag.model_builder import _lock, rebuild_hint
+from rag.onnx_export import (OPSET, _float16_word_embeddings, _fuse, _quantize, _source_key, checked_file,
+                              file_entries, replace_dir)
 
 READER_DIR = "reader"
 READER_MANIFEST = "rag-reader.json"
@@ -76,10 +74,7 @@ def verified_reader(model_dir: Path, name: str) -> Path:
     want = (m or {}).get("files", {}).get(name)
     if not want or not path.is_file():
         raise ModelUnavailable(f"the reader export in {path.parent} is missing {name}: {hint}")
-    st = path.stat()
-    if st.st_size != want["size"] or (st.st_mtime_ns != want["mtime_ns"] and _sha256(path) != want["sha256"]):
-        raise ModelUnavailable(f"reader file {path} is corrupt (checksum mismatch): {hint}")
-    return path
+    return checked_file(path, want, "reader file", hint)
 
 
 # ---- the build path (torch, onnx, onnxruntime.quantization) ------------------------------------------------
@@ -131,29 +126,19 @@ def merged_model(model_dir: Path, deltas: Path = DELTAS):
 
 
 def _export_locked(model_dir: Path) -> None:
-    target = model_dir / READER_DIR
-    for stale in model_dir.glob(f".{READER_DIR}.*-*"):  # leftovers of crashed runs (we hold the lock)
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{READER_DIR}.build-", dir=model_dir))
-    old = model_dir / f".{READER_DIR}.old-{os.getpid()}"
-    try:
-        model = merged_model(model_dir)
-        _export_graph(model, tmp / "exported.onnx")
-        _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
-        (tmp / "exported.onnx").unlink()
-        _write_tokenizer(model_dir, tmp / "tokenizer.json")
-        _quantize(tmp / "float32.onnx", tmp / "reader_int8.onnx")
-        _float16_word_embeddings(tmp / "float32.onnx", tmp / "reader.onnx")
-        (tmp / "float32.onnx").unlink()
-        drift = check_export(model, tmp)
-        _write_manifest(model_dir, tmp, drift)
-        if target.exists():
-            os.rename(target, old)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(model_dir, READER_DIR, lambda tmp: _build(model_dir, tmp))
+
+
+def _build(model_dir: Path, tmp: Path) -> None:
+    model = merged_model(model_dir)
+    _export_graph(model, tmp / "exported.onnx")
+    _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
+    (tmp / "exported.onnx").unlink()
+    _write_tokenizer(model_dir, tmp / "tokenizer.json")
+    _quantize(tmp / "float32.onnx", tmp / "reader_int8.onnx")
+    _float16_word_embeddings(tmp / "float32.onnx", tmp / "reader.onnx")
+    (tmp / "float32.onnx").unlink()
+    _write_manifest(model_dir, tmp, check_export(model, tmp))
 
 
 def _write_tokenizer(model_dir: Path, out: Path) -> None:
@@ -208,11 +193,7 @@ def check_export(model, export_dir: Path, pairs=CHECK_PAIRS, thresholds=THRESHOL
 
 
 def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
-    files = {}
-    for p in sorted(f for f in tmp.iterdir() if f.name != READER_MANIFEST):
-        p.chmod(0o644)
-        st = p.stat()
-        files[p.name] = {"size": st.st_size, "sha256": _sha256(p), "mtime_ns": st.st_mtime_ns}
+    files = file_entries(tmp, READER_MANIFEST)
     with np.load(DELTAS, allow_pickle=False) as z:
         trained = json.loads(str(z["meta"]))
     (tmp / READER_MANIFEST).write_text(json.dumps({
