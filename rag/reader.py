@@ -67,8 +67,12 @@ class ReadSpan:
 class Reader:
     """The exported reader graph (rag/reader_export.py) and its tokenizer, loaded once."""
 
-    def __init__(self, graph: Path, tokenizer: Path, threads: int | None = None):
+    def __init__(self, graph: Path, tokenizer: Path, threads: int | None = None, quick_dir: Path | None = None):
+        """`quick_dir`: the embedding export, whose QuickTokenizer (rag/runtime/onnx.py) is the same tokenizer as
+        `tokenizer` (both are transformers' own) and ready in a fraction of the full one's second to load."""
         self.graph, self.tokenizer_path, self.threads = Path(graph), Path(tokenizer), threads
+        self.quick_dir = quick_dir
+        self._quick: Any = None
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = Lock()
@@ -78,33 +82,57 @@ class Reader:
             if self._session is not None:
                 return
             import onnxruntime as ort
-            from tokenizers import Tokenizer
 
             from rag.runtime import cpu_threads
 
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads or cpu_threads()
             options.log_severity_level = 3
-            tok = Tokenizer.from_file(str(self.tokenizer_path))
-            tok.no_padding()
-            tok.enable_truncation(MAX_LENGTH, strategy="only_second")
-            self._tokenizer = tok
             self._session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
+            if self.quick_dir is not None:
+                from rag.runtime.onnx import QuickTokenizer
 
-    def _encode(self, question: str, passages: list[str]):
+                self._quick = QuickTokenizer(self.quick_dir)
+
+    @property
+    def quick(self) -> Any:
         self._load()
-        encodings = self._tokenizer.encode_batch([(question, p) for p in passages])
-        width = max(len(e.ids) for e in encodings)
+        return self._quick
+
+    def _full_tokenizer(self) -> Any:
+        with self._lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(self.tokenizer_path))
+                tok.no_padding()
+                tok.enable_truncation(MAX_LENGTH, strategy="only_second")
+                self._tokenizer = tok
+        return self._tokenizer
+
+    def _encode(self, question: str, passages: list[str], quick: bool = True):
+        """Encodings (their ids in the full vocabulary), input_ids and attention_mask."""
+        self._load()
+        pairs = [(question, p) for p in passages]
+        if quick and self._quick is not None and self._quick.handles([question, *passages]):
+            tok, vocab = self._quick.for_texts([question, *passages])
+            tok.enable_truncation(MAX_LENGTH, strategy="only_second")
+            encodings = tok.encode_batch(pairs)
+            token_ids = [[vocab[i] for i in e.ids] for e in encodings]
+        else:
+            encodings = self._full_tokenizer().encode_batch(pairs)
+            token_ids = [e.ids for e in encodings]
+        width = max(len(t) for t in token_ids)
         ids = np.ones((len(encodings), width), dtype=np.int64)  # 1 = the pad token
         mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, e in enumerate(encodings):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = 1
+        for row, t in enumerate(token_ids):
+            ids[row, :len(t)] = t
+            mask[row, :len(t)] = 1
         return encodings, ids, mask
 
-    def encode(self, question: str, passages: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, question: str, passages: list[str], quick: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """input_ids and attention_mask of the (question, passage) pairs, padded to the longest."""
-        return self._encode(question, passages)[1:]
+        return self._encode(question, passages, quick)[1:]
 
     def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(batch, sequence, 2): start and end scores per token."""
@@ -134,6 +162,7 @@ def load_reader(settings) -> Reader:
     """The reader of the bundled model build (built, and its graph exported, on first use; rag/reader_export.py),
     whatever model the index was embedded with: it reads text, not the index's vectors."""
     from rag.model_builder import ensure_model
+    from rag.onnx_export import has_file
     from rag.reader_export import ensure_reader, reader_is_current, verified_reader
 
     model_dir = Path(settings.model_dir).expanduser().absolute()
@@ -141,4 +170,5 @@ def load_reader(settings) -> Reader:
         ensure_model(settings.model_copy(update={"embedding_model": ""}))
         ensure_reader(model_dir)
     graph = "reader_int8.onnx" if settings.reader_runtime == "onnx-int8" else "reader.onnx"
-    return Reader(verified_reader(model_dir, graph), verified_reader(model_dir, "tokenizer.json"))
+    quick = model_dir / "onnx" if has_file(model_dir, "vocab.txt") else None
+    return Reader(verified_reader(model_dir, graph), verified_reader(model_dir, "tokenizer.json"), quick_dir=quick)

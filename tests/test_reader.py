@@ -46,6 +46,17 @@ def test_the_reader_finds_the_answer_words_with_exact_offsets(reader):
     assert spans[0].score - spans[0].null > spans[1].score - spans[1].null
 
 
+def test_the_quick_tokenizer_encodes_pairs_as_the_full_one_does(reader):
+    assert reader.quick is not None
+    question = "Who commands Iran's Quds Force?"
+    passages = ["ويقود فيلق القدس، ذراع العمليات الخارجية للحرس الثوري، إسماعيل قآني منذ 2020.",
+                "ارتفعت أسعار النفط اليوم بعد قرار أوبك خفض الإنتاج. " * 40]  # cut at the length limit
+    quick_ids, quick_mask = reader.encode(question, passages)
+    full_ids, full_mask = reader.encode(question, passages, quick=False)
+    assert quick_ids.shape[1] == 384
+    assert np.array_equal(quick_ids, full_ids) and np.array_equal(quick_mask, full_mask)
+
+
 def test_a_corrupt_reader_graph_is_refused_with_a_message(tmp_path):
     from rag.config import get_settings
     from rag.reader_export import READER_DIR, verified_reader

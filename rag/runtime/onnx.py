@@ -63,6 +63,11 @@ class QuickTokenizer:
         return len(texts) <= 8 and not any("<mask>" in t for t in texts)
 
     def encode_batch(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        tok, ids = self.for_texts(texts)
+        return [([ids[i] for i in e.ids], e.offsets) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
+
+    def for_texts(self, texts: Sequence[str]) -> tuple[Any, list[int]]:
+        """A tokenizer over the pieces `texts` can use (untruncated, unpadded), and its ids' full-vocabulary ids."""
         found = set(self.always)
         normalizer, pre = self.splitter.normalizer, self.splitter.pre_tokenizer
         for t in texts:
@@ -76,7 +81,7 @@ class QuickTokenizer:
         tok = self._build(ids)
         tok.no_truncation()
         tok.no_padding()
-        return [([ids[i] for i in e.ids], e.offsets) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
+        return tok, ids
 
 
 @dataclass
