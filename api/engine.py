@@ -37,6 +37,11 @@ class Engine:
         ensure_index(settings, embedder)  # the bundled articles when there is no index yet
         # Built once and shared by every Assistant version, like the embedder.
         self.chat_model = chat_model if chat_model is not None else chat_model_from_settings(settings)
+        self.reader = None
+        if settings.reader:  # and the reader: its graph loads once, not again after every write
+            from rag.reader import load_reader
+
+            self.reader = load_reader(settings)
         self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
         path = database_path(settings)
@@ -73,7 +78,7 @@ class Engine:
             return report
 
     def _new_assistant(self) -> Assistant:
-        return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model)
+        return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model, reader=self.reader)
 
     def standalone(self, message: str, session_id: str) -> str:
         """The message made standalone, given the turns of its session."""

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from rag.generate import GenerativeAnswerer
     from rag.indexer import IndexReport, IndexSpec, Progress
+    from rag.reader import Reader
 
 
 class QueryEncoder:
@@ -129,9 +130,11 @@ class Assistant:
     """Loads the model and the index once; answers, searches and looks up citations."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
-                 store: IndexStore | None = None, chat_model: BaseChatModel | None = None):
+                 store: IndexStore | None = None, chat_model: BaseChatModel | None = None,
+                 reader: Reader | None = None):
         """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
-        name (RAG_LLM_MODEL), else none, and answers are extractive."""
+        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`: the extractive reader to share
+        (a server keeps one across index versions); by default loaded when RAG_READER is on."""
         limit_numpy_blas()  # before the first product: its threads would spin on the model's cores
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
@@ -143,8 +146,7 @@ class Assistant:
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
                                       late_weight=late_weight(s, self.store), one_per_document=s.one_per_document)
-        reader = None
-        if s.reader:  # its graph loads on the first question that needs it (one asked in another language)
+        if reader is None and s.reader:  # its graph loads on the first question that needs it (another language)
             from rag.reader import load_reader
 
             reader = load_reader(s)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ CHECK_PAIRS = [
 THRESHOLDS = {"reader.onnx": 0.999, "reader_int8.onnx": 0.9}
 
 
+@lru_cache(maxsize=4)
 def deltas_key(path: Path = DELTAS) -> str | None:
+    """The deltas' SHA-256, once per process: they are package data, and every Assistant checks the export."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
