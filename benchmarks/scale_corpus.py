@@ -255,6 +255,8 @@ class ScaleStore:
     """The reader's API (rag/store/local/reader.py) over the built corpus, for rag.retrieval and rag.answer: rows
     below R are the real store's, the others are distractors assembled from the real sentences on demand."""
 
+    parallel_search = True  # as the local store's reader
+
     def __init__(self, directory: Path, m: Material):
         self.material, self.real = m, len(m.vectors)
         self.meta = json.loads((directory / "meta.json").read_text())

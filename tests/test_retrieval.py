@@ -252,3 +252,26 @@ def test_the_second_stage_weighs_late_interaction_by_the_index_codec(assistant):
     assert late_weight(s, SimpleNamespace(codec=Int8Codec())) == LATE_WEIGHT_BY_CODEC["int8"]
     assert LATE_WEIGHT_BY_CODEC["pq"] != LATE_WEIGHT_BY_CODEC["int8"]
     assert late_weight(s.model_copy(update={"rerank_late_weight": 2.5}), assistant.store) == 2.5
+
+
+def test_bm25_runs_beside_the_dense_side_and_the_ranking_is_the_serial_one(assistant, monkeypatch):
+    import threading
+
+    store = assistant.store
+    assert store.parallel_search
+    threads = []
+    search = type(store).lexical_search
+
+    def recording(self, tokens, k):
+        threads.append(threading.current_thread().name)
+        return search(self, tokens, k)
+
+    monkeypatch.setattr(type(store), "lexical_search", recording)
+    questions = [TALKS, ELSEWHERE, "Who commands Iran's Quds Force?"]
+    parallel = [hybrid(assistant).search(q, 10) for q in questions]
+    assert len(threads) == 3 and all(name.startswith("retriever") for name in threads)
+    monkeypatch.setattr(type(store), "parallel_search", False, raising=False)
+    serial = [hybrid(assistant).search(q, 10) for q in questions]
+    assert threads[3:] == [threading.current_thread().name] * 3
+    for p, s in zip(parallel, serial):
+        assert [(h.row, h.score, h.scores, h.ranks) for h in p] == [(h.row, h.score, h.scores, h.ranks) for h in s]

@@ -24,6 +24,8 @@ from rag.types import Chunk, Document
 class IndexStore:
     """The read-only view of one commit: documents, chunks, dense and lexical search, sentence and token data."""
 
+    parallel_search = True  # dense and lexical search may run in two threads at once (read-only arrays)
+
     def __init__(self, index_dir: Path, manifest: Manifest, lazy: bool = False):
         """`lazy`: open the segments' arrays when first used (only under the write lock: lazy_snapshots)."""
         self.path = index_dir
