@@ -47,7 +47,10 @@ Rows (each adds one lever to the row above):
                  words (rag.short_answer.fit_span)
   +short answer  the short answer (rag/short_answer.py)
   +reader        a question in another language than the article's takes its short answer from the extractive
-                 reader (rag/reader.py) over the best sentence (= the shipped configuration)
+                 reader (rag/reader.py) over the best sentence
+  +cut to fit    a second sentence that does not fit whole in 400 characters is quoted as its clauses in the room
+                 left (at least 60 characters) instead of being left out
+  +third sentence  up to three sentences, each after the best cut to the room left (= the shipped configuration)
 
 Columns added for issue 17: c@400 = containment counting only answers whose whole text is at most 400
 characters; >400% = the share of answers over it; chars = mean answer length; EM / F1 = the short answer against
@@ -419,7 +422,8 @@ class Row:
 
 PLAIN_ANSWER = AnswerConfig(max_sentences=1, lexical_weight=0.0, type_weight=0.0, rank_weight=0.0, late_weight=0.0,
                             abstain_threshold=0, max_chars=0, short=None)
-OLD = {"max_chars": 0, "short": None}  # the rows before the answer was held to 400 characters and had a short answer
+OLD = {"max_chars": 0, "short": None, "max_sentences": 2}  # the rows before the answer was held to 400 characters
+TWO = {"max_sentences": 2, "cut_later": False}  # the rows before later sentences were cut to the room left
 EARLY_RERANK_WEIGHT = 2.0  # the second stage's weight before late interaction joined it
 ROWS = [
     Row("plain", plain_index=True, light_bm25=True, fusion="rrf", rerank=False, late=False, answer=PLAIN_ANSWER,
@@ -438,9 +442,11 @@ ROWS = [
                                                  abstain_threshold=0, **OLD), abstain=False),
     Row("+distinct", answer=AnswerConfig(abstain_threshold=0, **OLD), abstain=False),
     Row("+abstention", answer=AnswerConfig(**OLD)),
-    Row("+400 chars", answer=AnswerConfig(short=None)),
-    Row("+short answer", answer=AnswerConfig(), reader=False),
-    Row("+reader", answer=AnswerConfig(), reader=True),
+    Row("+400 chars", answer=AnswerConfig(short=None, **TWO)),
+    Row("+short answer", answer=AnswerConfig(**TWO), reader=False),
+    Row("+reader", answer=AnswerConfig(**TWO), reader=True),
+    Row("+cut to fit", answer=AnswerConfig(max_sentences=2), reader=True),
+    Row("+third sentence", answer=AnswerConfig(), reader=True),
 ]
 
 

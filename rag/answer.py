@@ -32,6 +32,10 @@ ABSTAIN_MESSAGE = {
     "en": "I could not find an answer to this question in the indexed articles.",
 }
 
+# A sentence after the best one is quoted cut to its clauses when it does not fit whole, unless fewer characters
+# than this are left: a shorter piece of a clause rarely says anything on its own.
+MIN_ROOM = 60
+
 _ASKS_NUMBER = re.compile(
     r"(^|\s)(متى|كم|في أي عام|في اي عام|في أي سنة|في اي سنه|ما تاريخ|when|how many|how much|what year|which year)(\s|$)",
     re.IGNORECASE,
@@ -70,7 +74,9 @@ CONFIDENCE_MODELS = {
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    max_sentences: int = 2
+    # At most this many sentences, and within max_chars in all (below): a third one lifts containment@400 more
+    # than the length it adds (benchmarks/quality.py docstring, tenth round).
+    max_sentences: int = 3
     lexical_weight: float = 0.1
     # A question in another language than the articles' shares words with a sentence only by accident (a Latin
     # word in brackets) or through a name key (rag.names), and favouring those sentences chose the wrong one: on
@@ -95,10 +101,14 @@ class AnswerConfig:
     # rag.retrieval.max_sim). It spreads the scores, hence the margins above (0.01 / 0.06 without it).
     late_weight: float = 0.5
     abstain_threshold: float = 0.5  # on the confidence probability; 0 never abstains
-    # The whole answer text (quotes and their [n] markers) stays within max_chars: a second sentence that does
-    # not fit is left out, and a best sentence longer than that is quoted as its clauses around the one holding
-    # most of the question's words (rag.short_answer.fit_span). 0 = no limit.
+    # The whole answer text (quotes and their [n] markers) stays within max_chars: a best sentence longer than that
+    # is quoted as its clauses around the one holding most of the question's words (rag.short_answer.fit_span);
+    # a later sentence that does not fit whole is quoted as its clauses in the room left (`cut_later`; False:
+    # left out). On ../shared/eval, containment@400 pooled 0.680 -> 0.695 with two sentences at most, 0.702 with
+    # three (mean answer 261 -> 284 -> 293 characters; benchmarks/quality.py docstring, tenth round). 0 = no
+    # limit.
     max_chars: int = 400
+    cut_later: bool = True
     # The short answer (rag.short_answer); a sentence word matches the question by stem, or, when the question is
     # in another language, by a name key (rag.names) or a token cosine within token_margin of the sentence's
     # closest word's. None: no short answer.
@@ -313,23 +323,30 @@ class ExtractiveAnswerer:
         return first, extend_number(words, first, last) if kind == "number" else last
 
     def fit(self, question: str, lang: str, chosen: list[ScoredSentence], best: ScoredSentence, short) -> list[Span]:
-        """The span quoted for each chosen sentence, the whole answer text within max_chars: sentences after the
-        best are left out from the last while it runs over, then the best one is cut to its clauses."""
+        """The span quoted for each chosen sentence, the whole answer text within max_chars: the best one whole, or
+        cut to its clauses when longer than that; each next one whole, or cut to its clauses in the room left
+        (`cut_later`), and left out (with those after it) when under MIN_ROOM characters are left. Drops the
+        left-out ones from `chosen`."""
         limit = self.config.max_chars
-        spans = [s.span for s in chosen]
         if not limit:
-            return spans
-
-        def length() -> int:
-            return sum(len(sp) + len(f" [{n}]") for n, sp in enumerate(spans, start=1)) + len(spans) - 1
-
-        while length() > limit and len(chosen) > 1:
-            chosen.pop()
-            spans.pop()
-        if length() > limit:
-            text = self.store.document(best.hit.chunk.doc_id).text
-            words = short[2] if short is not None else self.sentence_words(question, lang, best)
-            # Around the clause holding most of the question's words, not the short answer: containment@400
-            # 0.718 -> 0.723 on ../shared/eval (benchmarks/quality.py docstring); a short answer cut off is dropped.
-            spans[0] = fit_span(text, best.span, limit - len(" [1]"), None, words)
+            return [s.span for s in chosen]
+        spans: list[Span] = []
+        used = -1  # the spaces between parts
+        for n, s in enumerate(chosen, start=1):
+            room = limit - used - 1 - len(f" [{n}]")
+            if n > 1 and room < MIN_ROOM:
+                del chosen[n - 1:]
+                break
+            span = s.span
+            if n > 1 and len(span) > room and not self.config.cut_later:
+                del chosen[n - 1:]
+                break
+            if len(span) > room:
+                # Around the clause holding most of the question's words, not the short answer: containment@400
+                # 0.718 -> 0.723 on ../shared/eval (benchmarks/quality.py docstring); a short answer cut off is
+                # dropped.
+                words = short[2] if s is best and short is not None else self.sentence_words(question, lang, s)
+                span = fit_span(self.store.document(s.hit.chunk.doc_id).text, s.span, room, None, words)
+            spans.append(span)
+            used += 1 + len(span) + len(f" [{n}]")
         return spans

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     one_per_document: bool = False
 
     # Extractive answer
-    answer_sentences: int = 2
+    answer_sentences: int = 3
     # The extractive reader (rag/reader.py): the bundled model fitted to find the answer's words in a passage,
     # built from it on first use. reader_runtime: onnx-int8 | onnx (the graph it runs). False: sentence scores only.
     reader: bool = True

@@ -44,7 +44,7 @@ def test_eval_reports_retrieval_answers_and_abstention(cli, arcd_slice):
     assert a["containment@400"] <= a["containment"] and a["over_400_chars"] == 0.0  # answers are held to 400
     # ARCD's gold spans run long (clauses, punctuation): exact matches are rare in 30 questions, overlaps are not
     assert 0.0 <= a["short_em"] <= a["short_f1"] <= a["with_short_answer"] <= a["answered"] and a["short_f1"] > 0.1
-    assert a["mean_answer_sentences"] <= 2
+    assert a["mean_answer_sentences"] <= 3  # RAG_ANSWER_SENTENCES
     assert 0.0 <= negatives["answer"]["abstained_on_unanswerable"] <= 1.0
     assert negatives["retrieval"] == {}
 

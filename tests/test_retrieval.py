@@ -86,7 +86,7 @@ def test_a_zero_threshold_never_abstains(assistant):
     answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(abstain_threshold=0))
     q = ELSEWHERE
     ans = answerer.answer(q, assistant.encode_query(q), assistant.hybrid.search(q, 5))
-    assert not ans.abstained and 1 <= len(ans.citations) <= 2
+    assert not ans.abstained and 1 <= len(ans.citations) <= AnswerConfig().max_sentences
     assert np.isfinite([c.score for c in ans.citations]).all()
 
 
@@ -107,7 +107,7 @@ def test_the_second_sentence_is_the_best_ones_neighbour_within_the_wider_margin(
     q, v = TALKS, assistant.encode_query(TALKS)
     hits = assistant.hybrid.search(q, 5)
     neighbours_only = ExtractiveAnswerer(assistant.store, AnswerConfig(
-        second_sentence_margin=0.0, neighbour_margin=1.0, abstain_threshold=0, max_chars=0))
+        max_sentences=2, second_sentence_margin=0.0, neighbour_margin=1.0, abstain_threshold=0, max_chars=0))
     scored = neighbours_only.score_sentences(q, v, hits)
     best = scored[0]
     expected = next(s for s in scored[1:] if neighbours_only.adjacent(s, best))
@@ -116,11 +116,11 @@ def test_the_second_sentence_is_the_best_ones_neighbour_within_the_wider_margin(
                                                            (expected.hit.chunk.doc_id, expected.span.start)}
     assert ans.citations[0].end <= ans.citations[1].start  # read in the article's order
     anywhere = ExtractiveAnswerer(assistant.store, AnswerConfig(
-        second_sentence_margin=1.0, neighbour_margin=0.0, abstain_threshold=0, max_chars=0)).answer(q, v, hits)
+        max_sentences=2, second_sentence_margin=1.0, neighbour_margin=0.0, abstain_threshold=0, max_chars=0)).answer(q, v, hits)
     assert {(c.doc_id, c.start) for c in anywhere.citations} == {
         (s.hit.chunk.doc_id, s.span.start) for s in scored[:2]}
     alone = ExtractiveAnswerer(assistant.store, AnswerConfig(
-        second_sentence_margin=0.0, neighbour_margin=0.0, abstain_threshold=0, max_chars=0)).answer(q, v, hits)
+        max_sentences=2, second_sentence_margin=0.0, neighbour_margin=0.0, abstain_threshold=0, max_chars=0)).answer(q, v, hits)
     assert len(alone.citations) == 1 or alone.citations[0].score == alone.citations[1].score
 
 

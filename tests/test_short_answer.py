@@ -171,3 +171,33 @@ def test_trumps_position_asked_in_english_quotes_what_he_said(assistant):
     assert not ans.abstained
     _check_spans(assistant, ans)
     assert any(c.doc_id == TRUMP_DOC and "ترامب بمضمون المحادثات" in c.quote for c in ans.citations)
+
+
+def test_a_sentence_that_does_not_fit_whole_is_quoted_as_its_clauses_in_the_room_left(assistant):
+    from rag.answer import MIN_ROOM, AnswerConfig, ExtractiveAnswerer
+
+    q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
+    v, hits = assistant.encode_query(q), assistant.hybrid.search(q, 5)
+
+    def answer(max_chars: int):
+        return ExtractiveAnswerer(assistant.store, AnswerConfig(max_sentences=2, second_sentence_margin=1.0,
+                                                                abstain_threshold=0, max_chars=max_chars),
+                                  query_tokens=assistant.encode_query.tokens).answer(q, v, hits)
+
+    whole = answer(0)
+    assert len(whole.citations) == 2
+    best, second = sorted(whole.citations, key=lambda c: -c.score)
+    markers = len(" [1]") + 1 + len(" [2]")
+    room = 90
+    assert len(second.quote) > room  # it must be cut to fit
+    cut = answer(len(best.quote) + markers + room)
+    _check_spans(assistant, cut)
+    assert len(cut.answer) <= len(best.quote) + markers + room and len(cut.citations) == 2
+    kept = {(c.doc_id, c.start, c.end) for c in cut.citations}
+    assert (best.doc_id, best.start, best.end) in kept  # the best one whole
+    part = next(c for c in cut.citations if (c.doc_id, c.start, c.end) != (best.doc_id, best.start, best.end))
+    assert part.doc_id == second.doc_id and second.start <= part.start < part.end <= second.end
+    assert 0 < len(part.quote) <= room < len(second.quote)
+    # under MIN_ROOM characters left, the second sentence is left out rather than cut to a scrap
+    alone = answer(len(best.quote) + markers + MIN_ROOM - 1)
+    assert [(c.start, c.end) for c in alone.citations] == [(best.start, best.end)]
