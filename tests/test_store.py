@@ -403,3 +403,27 @@ def test_a_reader_racing_a_merge_retries_on_the_newer_manifest(tmp_path, monkeyp
     monkeypatch.setattr(reader_module, "read_manifest", racing)
     store = IndexStore.open(tmp_path)
     assert store.manifest.generation == stale.generation + 1 and set(state(store)) == {"a", "b", "c"}
+
+
+def test_a_merge_asks_sqlite_for_its_rows_in_batches_under_the_bound_parameter_limit(tmp_path, monkeypatch):
+    # At a million passages the forced compaction asked one segment for its 622,080 rows in one query, over SQLite's
+    # limit of 250,000 bound parameters ("too many SQL variables"): the same, with the limit lowered to 30.
+    import sqlite3
+
+    from rag.store.local.compaction import merge
+
+    new_index(tmp_path, ids=[f"a{i}" for i in range(40)])
+    change(tmp_path, add=[f"b{i}" for i in range(40)])
+    monkeypatch.setattr(segment_module, "BOUND", 20)
+    store = IndexStore.open(tmp_path)
+    try:
+        assert all(seg.rows > 30 for seg in store.segments)
+        for seg in store.segments:
+            seg.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 30)
+        merge(tmp_path, store, [seg.name for seg in store.segments])
+    finally:
+        store.close()
+    merged = IndexStore.open(tmp_path)
+    assert len(merged.segments) == 1 and merged.document_count() == 80 and len(merged) == 160
+    assert check_index(tmp_path) == []
+    merged.close()

@@ -57,6 +57,9 @@ CREATE INDEX chunks_doc ON chunks(doc_id);
 CREATE INDEX documents_path ON documents(path);  -- documents_in_scope (a segment written before it had none: a scan)
 """
 SMALL_SEGMENT_TEXT = 1 << 18  # characters of text under which a segment's SQLite file has 1 KB pages
+# Bound parameters per query: SQLite refuses more than its limit (250,000 since 3.32, 999 before), and a merge asks
+# for every row of its segments.
+BOUND = 500
 _DOC_COLUMNS = "id, title, date, source, url, path, content_hash, text"
 
 
@@ -333,8 +336,8 @@ class SegmentReader:
         character after the separator, and SQLite compares text by bytes, which for UTF-8 is code point order."""
         found: dict[str, tuple] = {}
         ids = list(ids)
-        for at in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
-            part = ids[at:at + 500]
+        for at in range(0, len(ids), BOUND):
+            part = ids[at:at + BOUND]
             found.update((r[0], r) for r in self.db.execute(
                 f"SELECT id, path, content_hash FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
         for root in roots:
@@ -363,14 +366,16 @@ class SegmentReader:
         return [r for (r,) in self.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
 
     def chunk_rows(self, rows: list[int]) -> list[tuple]:
-        """(row, doc_id, ordinal, start, end, sentence spans, first sentence row) of local `rows`."""
-        marks = ",".join("?" * len(rows))
+        """(row, doc_id, ordinal, start, end, sentence spans, first sentence row) of local `rows`, asked BOUND at a
+        time (a merge asks for every row of its segments: 622,080 at a million passages)."""
         out = []
-        for row, doc_id, ordinal, start, end, sents, sentence_row in self.db.execute(
-                f"SELECT row, doc_id, ordinal, start, end, sentences, sentence_row FROM chunks WHERE row IN ({marks})",
-                rows):
-            out.append((row, doc_id, ordinal, start, end, tuple(Span(s, e) for s, e in json.loads(sents)),
-                        sentence_row))
+        for at in range(0, len(rows), BOUND):
+            part = rows[at:at + BOUND]
+            for row, doc_id, ordinal, start, end, sents, sentence_row in self.db.execute(
+                    "SELECT row, doc_id, ordinal, start, end, sentences, sentence_row FROM chunks "
+                    f"WHERE row IN ({','.join('?' * len(part))})", part):
+                out.append((row, doc_id, ordinal, start, end, tuple(Span(s, e) for s, e in json.loads(sents)),
+                            sentence_row))
         return out
 
     def token_slice(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
