@@ -10,9 +10,14 @@ the same add through that version, on the same index in its format, as the old f
 Sizes: the bundled articles (indexed from scratch), and the pooled dev corpus (../shared/eval: ARCD + MLQA
 paragraphs + the bundled articles) migrated from the eval cache's index without re-embedding (its first `rag eval`
 built it), once as is and once with its 1,215 passages committed a second time under other ids (2,430: real
-passages and vectors, a second copy, so the size of a 2,000-passage index without embedding it).
+passages and vectors, a second copy, so the size of a 2,000-passage index without embedding it). With --copies N...:
+also committed N times (one commit per copy, merged by the tiered policy as it goes, as an archive's daily
+additions are; 8 = 9,720 passages, 82 = 99,630, 823 = 1,000,000), there the same changes, then `rag index
+--compact` (its time and bytes) and the changes again on the one segment it leaves; 823 copies take about 15 GB
+of disk and 10 minutes. The page cache is flushed (os.sync) before each size's changes: building a large index
+leaves GBs of writeback that would slow their fsyncs.
 
-    .venv/bin/python benchmarks/index_changes.py [--repeats 5] [--old-code /work/main] [--json]
+    .venv/bin/python benchmarks/index_changes.py [--repeats 5] [--copies 8 82 823] [--old-code /work/main] [--json]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from rag.embeddings import Embedder  # noqa: E402
 from rag.evaluate import eval_index_dir  # noqa: E402
 from rag.indexer import embed_documents, index_paths, remove_documents  # noqa: E402
 from rag.store import IndexStore, commit, read_manifest, write_lock  # noqa: E402
-from rag.store.local.compaction import merged_segment  # noqa: E402
+from rag.store.local.compaction import maybe_compact, merged_segment  # noqa: E402
 from rag.store.local.packed import array_sizes  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -84,6 +89,7 @@ def per_passage(index_dir: Path) -> dict[str, float]:
 
 
 def measure(index_dir: Path, spec, repeats: int, work: Path) -> dict:
+    os.sync()  # an index just built leaves GBs of dirty pages, whose writeback would slow the changes' fsyncs
     settings_dir = work / "articles"
     settings_dir.mkdir(exist_ok=True)
     total = size(index_dir)
@@ -112,15 +118,31 @@ def measure(index_dir: Path, spec, repeats: int, work: Path) -> dict:
     return out
 
 
-def doubled(index_dir: Path) -> None:
-    """Commit the index's passages a second time under other ids (`<id>~2`): twice the size, real data."""
+def grown(index_dir: Path, copies: int) -> float:
+    """Commit the index's passages `copies - 1` more times under other ids (`<id>~2`, `<id>~3`, ...), one commit
+    each, merged by the index's tiered policy as it goes, as an archive's daily additions are: `copies` times the
+    size, real data (the same passages, vectors and token codes). Returns the seconds it took."""
+    t0 = time.perf_counter()
     with write_lock(index_dir):
         store = IndexStore.open(index_dir)
         data = merged_segment(store, list(range(len(store.segments))))
-        data.documents = [replace(d, id=d.id + "~2") for d in data.documents]
-        data.chunks = [replace(c, doc_id=c.doc_id + "~2") for c in data.chunks]
-        commit(index_dir, store.manifest, store, add=[data])
         store.close()
+    for c in range(2, copies + 1):
+        copy = replace(data, documents=[replace(d, id=f"{d.id}~{c}") for d in data.documents],
+                       chunks=[replace(ch, doc_id=f"{ch.doc_id}~{c}") for ch in data.chunks])
+        with write_lock(index_dir):  # one lock per addition, as `rag index` takes: releasing it removes merged files
+            commit(index_dir, read_manifest(index_dir), None, add=[copy])
+            maybe_compact(index_dir)
+    return time.perf_counter() - t0
+
+
+def compaction(index_dir: Path) -> dict:
+    """`rag index --compact` on the index: every segment merged into one, its time and the bytes it wrote."""
+    segments = len(read_manifest(index_dir).segments)
+    with write_lock(index_dir):
+        b, s = written(index_dir, lambda: maybe_compact(index_dir, force=True))
+    return {"segments_before": segments, "seconds": round(s, 2), "bytes": b, "bytes_per_passage":
+            round(b / read_manifest(index_dir).chunks)}
 
 
 def old_add(old_code: Path, legacy_dir: Path, work: Path, repeats: int) -> dict:
@@ -169,6 +191,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--old-code", type=Path, default=None)
     ap.add_argument("--pooled-index", type=Path, default=None, help="an index of the pooled corpus (copied)")
+    ap.add_argument("--copies", type=int, nargs="*", default=[],
+                    help="also at the pooled corpus committed this many times (8: about 10,000 passages, 82: 100,000),"
+                         " with the compaction of each into one segment")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     settings = get_settings()
@@ -191,8 +216,19 @@ def main() -> None:
         results["migration"] = {"seconds": round(time.perf_counter() - t0, 2), "notice": report.notice,
                                 "embedded": report.chunks_embedded}
         results["pooled"] = measure(pooled, spec, args.repeats, work)
-        doubled(pooled)
-        results["pooled x2"] = measure(pooled, spec, args.repeats, work)
+        for copies in [2, *args.copies]:
+            base = work / "pooled-base"
+            if not base.exists():  # the pooled index as it was, for each size to grow from
+                shutil.copytree(pooled, base)
+            grow = work / f"pooled-x{copies}"
+            shutil.copytree(base, grow)
+            built = grown(grow, copies)
+            name = f"pooled x{copies}"
+            results[name] = {**measure(grow, spec, args.repeats, work), "build_s": round(built, 1)}
+            if copies > 2:
+                results[name]["compaction"] = compaction(grow)
+                results[name]["after compaction"] = measure(grow, spec, args.repeats, work)
+            shutil.rmtree(grow)
         if args.old_code and legacy_copy.exists():
             results["old (before segments), pooled"] = old_add(args.old_code, legacy_copy, work, max(1, args.repeats // 2))
     if args.json:

@@ -271,7 +271,8 @@ class SegmentReader:
             self.live[np.asarray(tomb["rows"], np.int64)] = False
         self.db = sqlite3.connect(f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1", uri=True,
                                   check_same_thread=False)
-        self.db.execute("SELECT COUNT(*) FROM documents").fetchone()  # opens the file now
+        # opens the file now: a header read (COUNT(*) walked every document: 7 ms at 100,000 passages)
+        self.db.execute("PRAGMA schema_version").fetchone()
         if not lazy:
             self.open_files()
 

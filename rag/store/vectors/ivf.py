@@ -30,10 +30,12 @@ PARAMS_FILE = "ivf.json"
 SEED = 1234
 # faiss's k-means warns below 39 training points per centroid and subsamples above 256 (max_points_per_centroid).
 POINTS_PER_CENTROID = 64
-# The share of cells scanned per question: 3/32 (384 of a million passages' 4,096 cells). At a million, over 300
-# dev questions: recall of the exact top 50 0.980 at 256 cells (8 ms in memory), 0.987 at 384 (10.5 ms), 0.991 at
-# 512 (13 ms); benchmarks/scale.py measures recall against nprobe.
-PROBED_SHARE = 3 / 32
+# Cells scanned per question: PROBES_PER_ROOT x sqrt(cells), a larger share of a smaller index's cells (a fixed
+# share lost recall as the index shrank: 3/32 of 100,000 passages' 1,024 cells held 0.94-0.97 of the exact top 50).
+# benchmarks/scale.py, every pooled dev question, recall of the exact top 50: at a million (4,096 cells) 0.974 at
+# 256 (6.7 ms p50), 0.985 at 384 = 6 x 64 (9.4 ms), 0.990 at 512 (11.9 ms); at 100,000 (1,024 cells) 0.973 at 128,
+# 0.992 at 256, 192 = 6 x 32 between them.
+PROBES_PER_ROOT = 6
 
 
 def cells_for(n: int) -> int:
@@ -51,14 +53,14 @@ class IVFIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, directory: Path, nlist: int | None = None, nprobe: int | None = None,
               candidates: int = 256) -> str:
-        """`nprobe`: cells scanned per question, by default `PROBED_SHARE` of them; `candidates`: how many rows the
-        quantised scan hands to the exact re-scoring (at least 4 x k)."""
+        """`nprobe`: cells scanned per question, by default PROBES_PER_ROOT x sqrt(nlist); `candidates`: how many
+        rows the quantised scan hands to the exact re-scoring (at least 4 x k)."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = vectors.shape
         nlist = nlist or cells_for(n)
-        nprobe = nprobe or max(1, int(nlist * PROBED_SHARE))
+        nprobe = nprobe or min(nlist, round(PROBES_PER_ROOT * math.sqrt(nlist)))
         if n < nlist:
             raise ValueError(f"an IVF of {nlist} cells needs at least as many vectors (got {n}); use the flat index")
         index = faiss.index_factory(d, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
