@@ -201,3 +201,13 @@ def test_a_sentence_that_does_not_fit_whole_is_quoted_as_its_clauses_in_the_room
     # under MIN_ROOM characters left, the second sentence is left out rather than cut to a scrap
     alone = answer(len(best.quote) + markers + MIN_ROOM - 1)
     assert [(c.start, c.end) for c in alone.citations] == [(best.start, best.end)]
+
+
+def test_a_later_sentence_cut_to_fit_is_cut_around_its_own_answer(assistant):
+    # The second sentence (364-625, the spokesman's statement) does not fit whole after the first: cut around the
+    # question's words it ended at "... بين العراق والولايات [2]", without the date it gives.
+    ans = assistant.ask("متى تستأنف المحادثات بين العراق والولايات المتحدة؟")
+    _check_spans(assistant, ans)
+    later = [c for c in ans.citations if c.doc_id == TALKS_DOC and 364 <= c.start and c.end <= 625]
+    assert len(later) == 1 and (later[0].start, later[0].end) != (364, 625)  # cut to fit
+    assert "11 فبراير 2024" in later[0].quote
