@@ -105,8 +105,8 @@ class AnswerConfig:
     # is quoted as its clauses around the one holding most of the question's words (rag.short_answer.fit_span);
     # a later sentence that does not fit whole is quoted as its clauses in the room left (`cut_later`; False:
     # left out). On ../shared/eval, containment@400 pooled 0.680 -> 0.695 with two sentences at most, 0.702 with
-    # three (mean answer 261 -> 284 -> 293 characters; benchmarks/quality.py docstring, tenth round). 0 = no
-    # limit.
+    # three (mean answer 253 -> 275 -> 286 characters; benchmarks/quality.py, rows +cut to fit, +third sentence).
+    # 0 = no limit.
     max_chars: int = 400
     cut_later: bool = True
     # The short answer (rag.short_answer); a sentence word matches the question by stem, or, when the question is
