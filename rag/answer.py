@@ -276,13 +276,13 @@ class ExtractiveAnswerer:
         mark_asked(words, set(tokenize(question)), match)
         return words
 
-    def short_span(self, question: str, lang: str, best: ScoredSentence,
-                   read: bool = True) -> tuple[Span, str, list] | None:
-        """The short answer's span in the best sentence, the question type, and the sentence's words; None when
-        no phrase is picked with confidence. `read`: a question in another language is read by the reader (else
-        the picker picks, as for the same language)."""
+    def short_span(self, question: str, lang: str, best: ScoredSentence, read: bool = True,
+                   words: list | None = None) -> tuple[Span, str, list] | None:
+        """The short answer's span in the best sentence, the question type, and the sentence's words (`words`, when
+        given: its `sentence_words`); None when no phrase is picked with confidence. `read`: a question in another
+        language is read by the reader (else the picker picks, as for the same language)."""
         kind = question_type(question)
-        words = self.sentence_words(question, lang, best)
+        words = words if words is not None else self.sentence_words(question, lang, best)
         if read and lang != "ar" and self.reader is not None and self.config.cross_language_reader:
             return self.read_short(question, best, words, kind)
         scorer = self.span_scorer()
@@ -349,12 +349,9 @@ class ExtractiveAnswerer:
                 # cut off is dropped. A later one around its own short answer where one is picked (the picker's,
                 # no reader pass): cut at words around the question's, it lost the answer ("... الموافق 11 فبراير
                 # 2024" of "when do the talks resume?").
-                keep, words = None, short[2] if s is best and short is not None else None
-                if s is not best:
-                    found = self.short_span(question, lang, s, read=False)
-                    if found is not None:
-                        keep, words = (found[0] if len(found[0]) <= room else None), found[2]
-                words = words if words is not None else self.sentence_words(question, lang, s)
+                words = short[2] if s is best and short is not None else self.sentence_words(question, lang, s)
+                found = self.short_span(question, lang, s, read=False, words=words) if s is not best else None
+                keep = found[0] if found is not None and len(found[0]) <= room else None
                 span = fit_span(self.store.document(s.hit.chunk.doc_id).text, s.span, room, keep, words)
             spans.append(span)
             used += 1 + len(span) + len(f" [{n}]")

@@ -335,12 +335,8 @@ class SegmentReader:
         through the id and path indexes, not a listing of every document (a change to one article reads the
         rows it touches). A path under `root` is one from `root/` (inclusive) to `root0` (exclusive): '0' is the
         character after the separator, and SQLite compares text by bytes, which for UTF-8 is code point order."""
-        found: dict[str, tuple] = {}
-        ids = list(ids)
-        for at in range(0, len(ids), BOUND):
-            part = ids[at:at + BOUND]
-            found.update((r[0], r) for r in self.db.execute(
-                f"SELECT id, path, content_hash FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+        found: dict[str, tuple] = {r[0]: r for r in self._where_in(
+            "SELECT id, path, content_hash FROM documents WHERE id IN ({})", list(ids))}
         for root in roots:
             under = root.rstrip(os.sep) + os.sep
             found.update((r[0], r) for r in self.db.execute(
@@ -369,15 +365,16 @@ class SegmentReader:
     def chunk_rows(self, rows: list[int]) -> list[tuple]:
         """(row, doc_id, ordinal, start, end, sentence spans, first sentence row) of local `rows`, asked BOUND at a
         time (a merge asks for every row of its segments: 622,080 at a million passages)."""
-        out = []
-        for at in range(0, len(rows), BOUND):
-            part = rows[at:at + BOUND]
-            for row, doc_id, ordinal, start, end, sents, sentence_row in self.db.execute(
-                    "SELECT row, doc_id, ordinal, start, end, sentences, sentence_row FROM chunks "
-                    f"WHERE row IN ({','.join('?' * len(part))})", part):
-                out.append((row, doc_id, ordinal, start, end, tuple(Span(s, e) for s, e in json.loads(sents)),
-                            sentence_row))
-        return out
+        return [(row, doc_id, ordinal, start, end, tuple(Span(s, e) for s, e in json.loads(sents)), sentence_row)
+                for row, doc_id, ordinal, start, end, sents, sentence_row in self._where_in(
+                    "SELECT row, doc_id, ordinal, start, end, sentences, sentence_row FROM chunks WHERE row IN ({})",
+                    rows)]
+
+    def _where_in(self, sql: str, values: list):
+        """The rows of `sql`, whose `IN ({})` takes `values`, asked BOUND values at a time."""
+        for at in range(0, len(values), BOUND):
+            part = values[at:at + BOUND]
+            yield from self.db.execute(sql.format(",".join("?" * len(part))), part)
 
     def token_slice(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         if self.tokens is None:
