@@ -775,13 +775,13 @@ def runtime_rows(settings, runtimes: list[str], questions: dict[str, list[EvalQu
 
 def print_runtime_rows(rows: list[dict]) -> None:
     ref = rows[0]
-    print(f"{'runtime':10} {'set':6} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'A@5':>6} {'contain all':>11} "
+    print(f"{'runtime':13} {'set':6} {'R@1':>6} {'R@5':>6} {'MRR@10':>7} {'A@5':>6} {'contain all':>11} "
           f"{'contain':>7} {'answer%':>7} {'refuse%':>7} {'dR@1':>6} {'dR@5':>6} {'dcont':>6} {'encode ms':>9}")
     for r in rows:
         for n in ("arcd", "mlqa", "pooled"):
             every, shipped = r[ROWS[-2].name][n], r[ROWS[-1].name][n]
             base = ref[ROWS[-1].name][n]
-            print(f"{r['runtime']:10} {n:6} {shipped['R@1']:6.3f} {shipped['R@5']:6.3f} {shipped['MRR@10']:7.3f} "
+            print(f"{r['runtime']:13} {n:6} {shipped['R@1']:6.3f} {shipped['R@5']:6.3f} {shipped['MRR@10']:7.3f} "
                   f"{shipped['A@5']:6.3f} {every['containment']:11.3f} {shipped['containment']:7.3f} "
                   f"{100 * shipped['answered']:7.1f} {100 * shipped['refused']:7.1f} "
                   f"{shipped['R@1'] - base['R@1']:+6.3f} {shipped['R@5'] - base['R@5']:+6.3f} "

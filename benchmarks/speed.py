@@ -1,4 +1,4 @@
-"""Speed per embedding runtime (onnx-int8, onnx, torch), as ratios against baselines measured in the same run
+"""Speed per embedding runtime (openvino-int8, openvino, onnx-int8, onnx, torch), as ratios against baselines measured in the same run
 (medians of repeated runs; the machine is shared, so only the ratios travel):
 
 1. Cold start: `rag ask` in a fresh process on an index of the bundled articles (built by that runtime), from
@@ -10,7 +10,7 @@
    questions over the bundled index; benchmarks/api_load.py's client), against torch's server.
 5. The size of each model file.
 
-    .venv/bin/python benchmarks/speed.py [--runtimes onnx-int8 onnx torch] [--repeats 5] [--paragraphs 400]
+    .venv/bin/python benchmarks/speed.py [--runtimes openvino-int8 openvino onnx-int8 onnx torch] [--repeats 5] [--paragraphs 400]
                                          [--requests 64] [--levels 4 16] [--json]
 """
 
@@ -179,7 +179,7 @@ def main() -> None:
 
     d = settings.model_dir
     report["model_files_mb"] = {str(p.relative_to(d)): round(p.stat().st_size / 1e6, 1)
-                                for p in sorted([*d.glob("*.safetensors"), *d.glob("onnx/*.onnx")])}
+                                for p in sorted([*d.glob("*.safetensors"), *d.glob("onnx/*.onnx"), *d.glob("onnx/*.bin")])}
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _table(report))
 
@@ -189,22 +189,22 @@ def _table(report: dict) -> str:
     if "cold_start" in report:
         c = report["cold_start"]
         lines.append(f"cold `rag ask` (median of {report['repeats']}), bare `python -c 'import torch'` {c['import_torch_s']} s:")
-        lines += [f"  {r:10} {v['rag_ask_s']:6.2f} s  = {v['vs_import_torch']:.2f} x import torch"
+        lines += [f"  {r:13} {v['rag_ask_s']:6.2f} s  = {v['vs_import_torch']:.2f} x import torch"
                   for r, v in c.items() if r != "import_torch_s"]
     if "query_encoding" in report:
         lines.append("query encoding (one question, vector + tokens):")
-        lines += [f"  {r:10} p50 {v['p50_ms']:7.2f} ms  p95 {v['p95_ms']:7.2f} ms  p50 {v['p50_speedup_vs_torch']:.2f}x torch's"
+        lines += [f"  {r:13} p50 {v['p50_ms']:7.2f} ms  p95 {v['p95_ms']:7.2f} ms  p50 {v['p50_speedup_vs_torch']:.2f}x torch's"
                   for r, v in report["query_encoding"].items()]
     if "indexing" in report:
         i = report["indexing"]
         lines.append(f"`rag index` of {i['paragraphs']} ARCD paragraphs ({i['chunks']} chunks), with start-up; "
                      f"SentenceTransformer.encode of the same, model loaded: {i['sentence_transformers_encode_s']} s")
-        lines += [f"  {r:10} {v['rag_index_s']:6.2f} s  {v['chunks_per_s']:6.1f} chunks/s  = {v['speed_vs_encode']:.2f}x encode's speed"
+        lines += [f"  {r:13} {v['rag_index_s']:6.2f} s  {v['chunks_per_s']:6.1f} chunks/s  = {v['speed_vs_encode']:.2f}x encode's speed"
                   for r, v in i.items() if isinstance(v, dict)]
     if "ask_throughput" in report:
         lines.append("POST /ask throughput (rag serve, distinct questions):")
         for r, levels in report["ask_throughput"].items():
-            lines.append(f"  {r:10} " + "  ".join(f"{c} clients {v['req_per_s']:6.2f} req/s ({v['vs_torch']:.2f}x torch, "
+            lines.append(f"  {r:13} " + "  ".join(f"{c} clients {v['req_per_s']:6.2f} req/s ({v['vs_torch']:.2f}x torch, "
                                                   f"p50 {v['p50_ms']} ms, {v['errors']} errors)" for c, v in levels.items()))
     if "load" in report:
         lines.append("load average (1 min) before -> after each part: " + ", ".join(

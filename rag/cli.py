@@ -412,5 +412,9 @@ from rag.model_cli import model_app  # noqa: E402
 
 app.add_typer(model_app, name="model")
 
+
+
 if __name__ == "__main__":
-    app()
+    from rag.__main__ import main
+
+    main()

@@ -28,9 +28,9 @@ class Settings(BaseSettings):
     # Any sentence-transformers name or local path uses that model instead.
     embedding_model: str = ""
     batch_size: int = 16
-    # How the model runs (rag/runtime/): onnx-int8 | onnx | torch; unset = onnx for the bundled model,
-    # torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
-    runtime: Literal["onnx-int8", "onnx", "torch"] | None = None
+    # How the model runs (rag/runtime/): openvino-int8 | openvino | onnx-int8 | onnx | torch; unset =
+    # openvino for the bundled model, torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
+    runtime: Literal["openvino-int8", "openvino", "onnx-int8", "onnx", "torch"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # `rag index --ray`: where Ray runs (local = start one here; or a cluster's address) and how many workers

@@ -136,16 +136,33 @@ class Embedder:
         return self._count([_strip(t)[0] for t in texts])
 
     def _fast_tokenizer(self) -> Any:
-        """The model's tokenizers.Tokenizer (its tokenizer.json, as the chunker has always counted with)."""
+        """The model's tokenizers.Tokenizer (its tokenizer.json, as the chunker has always counted with). An
+        exported runtime's own copy gives the same ids (its offsets differ), so with one the two share a load."""
         with self._tokenizer_lock:
             if self._tokenizer is None:
-                from rag.runtime.onnx import load_tokenizer
+                from rag.runtime.tokenizer import load_tokenizer
 
+                path = self._local_dir() / "tokenizer.json"
+                if self._exported():
+                    from rag.onnx_export import verified_onnx
+
+                    path = verified_onnx(self._local_dir(), "tokenizer.json")
                 try:
-                    self._tokenizer = load_tokenizer(self._local_dir() / "tokenizer.json")
+                    self._tokenizer = load_tokenizer(path)
                 except ModelUnavailable as e:
                     raise ModelUnavailable(f"{e}; {self._hint()}") from e
+            tokenizer = self._tokenizer
+        if self._runtime is not None and self._exported():
+            self._tokenizer = self._runtime.share_tokenizer(tokenizer)  # type: ignore[attr-defined]
         return self._tokenizer
+
+    def _exported(self) -> bool:
+        """Whether the model runs from the bundled build's export (ONNX Runtime, OpenVINO), tokenizer included."""
+        if self.runtime_name == "torch" or self._name:
+            return False
+        from rag.onnx_export import export_is_current
+
+        return export_is_current(self._local_dir())
 
     def _load_counter(self) -> Any:
         d = self._local_dir()
@@ -180,9 +197,12 @@ class Embedder:
             with self._lock:
                 if self._runtime is None:
                     try:
-                        self._runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len)
+                        runtime = load_runtime(self.runtime_name, path, self.settings.device, max_len)
                     except ModelUnavailable as e:
                         raise ModelUnavailable(f"{e}; {self._hint()}") from e
+                    if self._tokenizer is not None and self._exported():  # loaded meanwhile, for counting
+                        runtime.share_tokenizer(self._tokenizer)  # type: ignore[attr-defined]
+                    self._runtime = runtime
         return self._runtime
 
     def preload(self) -> None:

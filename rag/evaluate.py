@@ -102,10 +102,14 @@ def eval_index_dir(corpus: list[Path], settings: Settings, model_id: str, runtim
     h = hashlib.sha256(b"".join(sorted(parts)))
     h.update(repr((model_id, settings.chunk_tokens, settings.chunk_overlap_tokens, settings.embed_title)).encode())
     if runtime != "torch":
-        from rag.onnx_export import EXPORT_FORMAT
+        from rag.onnx_export import VECTORS_SINCE
 
         h.update(runtime.encode())
-        h.update(f"onnx-export-{EXPORT_FORMAT}".encode())  # another export recipe computes other vectors
+        h.update(f"onnx-export-{VECTORS_SINCE[runtime]}".encode())  # another export recipe computes other vectors
+        if runtime == "openvino-int8":  # so does another activation grouping
+            from rag.runtime.openvino import QUANT_GROUP
+
+            h.update(f"group-{QUANT_GROUP}".encode())
     if settings.token_codec != "int8":  # indexes from before the codecs keep their keys
         h.update(f"tokens:{settings.token_codec}".encode())
     before_segments = settings.cache_dir / "eval" / h.hexdigest()[:16]

@@ -57,7 +57,7 @@ def model_info() -> None:
                   markup=False)
         cli.out.print(f"model dir: {settings.model_dir}", markup=False)
         for f in sorted([*settings.model_dir.glob("*.safetensors"), *settings.model_dir.glob("onnx/*.onnx"),
-                         *settings.model_dir.glob("reader/*.onnx")]):
+                         *settings.model_dir.glob("onnx/*.bin"), *settings.model_dir.glob("reader/*.onnx")]):
             cli.out.print(f"  {f.relative_to(settings.model_dir)}: {f.stat().st_size / 1e6:.1f} MB", markup=False)
 
     cli._run(run)

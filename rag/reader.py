@@ -68,7 +68,7 @@ class Reader:
     """The exported reader graph (rag/reader_export.py) and its tokenizer, loaded once."""
 
     def __init__(self, graph: Path, tokenizer: Path, threads: int | None = None, quick_dir: Path | None = None):
-        """`quick_dir`: the embedding export, whose QuickTokenizer (rag/runtime/onnx.py) is the same tokenizer as
+        """`quick_dir`: the embedding export, whose QuickTokenizer (rag/runtime/tokenizer.py) is the same tokenizer as
         `tokenizer` (both are transformers' own) and ready in a fraction of the full one's second to load."""
         self.graph, self.tokenizer_path, self.threads = Path(graph), Path(tokenizer), threads
         self.quick_dir = quick_dir
@@ -90,7 +90,7 @@ class Reader:
             options.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
             if self.quick_dir is not None:
-                from rag.runtime.onnx import QuickTokenizer
+                from rag.runtime.tokenizer import QuickTokenizer
 
                 self._quick = QuickTokenizer(self.quick_dir)
 

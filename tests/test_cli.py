@@ -330,7 +330,8 @@ def test_bad_files_are_reported_and_skipped_while_the_rest_is_indexed(cli, tmp_p
 
 
 def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
-    """The README's main path, as a new user runs it: a real process, no index yet."""
+    """The README's main path, as a new user runs it: a real process, no index yet. The process leaves by
+    os._exit (rag/__main__.py): its piped output must be whole, and the index it wrote committed."""
     env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index")}
     rag = Path(sys.executable).parent / "rag"
     proc = subprocess.run([str(rag), "ask", ANSWERABLE[0][0], "--json"], capture_output=True, text=True, env=env,
@@ -339,6 +340,8 @@ def test_a_fresh_process_builds_the_bundled_index_and_answers(tmp_path):
     assert "No index yet" in proc.stderr
     answer = json.loads(proc.stdout)
     assert not answer["abstained"] and answer["citations"][0]["doc_id"] == "002_f7322d59d6e02373"
+    bundled = sorted(p.stem for p in BUNDLED_ARTICLES.iterdir() if p.suffix in (".txt", ".md", ".html", ".jsonl"))
+    assert sorted(d.id for d in IndexStore.open(tmp_path / "index").documents()) == bundled
 
     bad = subprocess.run([str(rag), "cite", "nope"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "malformed citation id" in bad.stderr and "Traceback" not in bad.stderr

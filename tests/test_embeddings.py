@@ -50,8 +50,10 @@ def test_query_and_passage_prompts_are_applied(embedder: Embedder) -> None:
     p = embedder.encode_passages([text])[0][0]
     assert q @ p < 0.99
     raw = embedder.model.encode([text], prompt="passage: ", normalize_embeddings=True)[0]
-    if embedder.runtime_name == "onnx-int8":  # int8 weights: close to sentence-transformers' vector, not equal
-        assert p @ raw > 0.97
+    # int8 (and bfloat16) arithmetic: close to sentence-transformers' vector, not equal (rag/onnx_export.py's floors)
+    floor = {"onnx-int8": 0.97, "openvino-int8": 0.995, "openvino": 0.9995}.get(embedder.runtime_name)
+    if floor:
+        assert p @ raw > floor
     else:
         assert np.allclose(p, raw, atol=1e-5)
     # Trailing whitespace is stripped before encoding, so it cannot change the vector.

@@ -16,7 +16,7 @@ from rag.config import Settings, get_settings
 from rag.embeddings import Embedder
 from rag.errors import IndexIncompatible, ModelUnavailable
 from rag.onnx_export import ExportDrift, check_export, ensure_onnx, onnx_manifest, verified_onnx
-from rag.runtime import (DEFAULT_RUNTIME, compatible, onnx_providers, resolve_device, runtime_name)
+from rag.runtime import (DEFAULT_RUNTIME, RUNTIMES, compatible, onnx_providers, resolve_device, runtime_name)
 from rag.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def by_runtime(embedder: Embedder) -> dict[str, Embedder]:
     s = get_settings()
-    return {name: Embedder(s.model_copy(update={"runtime": name})) for name in ("torch", "onnx", "onnx-int8")}
+    return {name: Embedder(s.model_copy(update={"runtime": name})) for name in RUNTIMES}
 
 
 # ---- choosing -----------------------------------------------------------------------------------------------
@@ -88,17 +88,23 @@ def test_cpu_is_what_this_machine_runs(by_runtime: dict[str, Embedder]) -> None:
 def test_vector_families() -> None:
     assert compatible("torch", "onnx") and compatible("onnx", "torch") and compatible("onnx-int8", "onnx-int8")
     assert not compatible("torch", "onnx-int8") and not compatible("onnx-int8", "onnx")
+    for name in ("openvino", "openvino-int8"):  # within a cosine of 0.999 of torch: the same family
+        assert compatible(name, "torch") and compatible("onnx", name) and not compatible(name, "onnx-int8")
 
 
 # ---- the export ---------------------------------------------------------------------------------------------
 def test_export_is_recorded_with_its_drift(model_dir: Path) -> None:
     m = onnx_manifest(model_dir)
     assert set(m["files"]) == {"model.onnx", "model_int8.onnx", "tokenizer.json",  # + the quick tokenizer's parts
-                               "tokenizer_skeleton.json", "vocab.txt", "vocab_scores.npy"}
-    assert m["drift_against_torch"]["onnx"]["pooled_min"] > 0.9999
-    assert 0.97 < m["drift_against_torch"]["onnx-int8"]["pooled_min"] < m["drift_against_torch"]["onnx"]["pooled_min"]
+                               "tokenizer_skeleton.json", "vocab.txt", "vocab_scores.npy",
+                               "openvino.xml", "openvino.bin", "openvino_int8.xml", "openvino_int8.bin"}
+    drift = m["drift_against_torch"]
+    assert drift["onnx"]["pooled_min"] > 0.9999 and drift["openvino"]["pooled_min"] > 0.9995
+    assert 0.97 < drift["onnx-int8"]["pooled_min"] < drift["openvino-int8"]["pooled_min"] < drift["onnx"]["pooled_min"]
+    assert drift["openvino-int8"]["tokens_min"] > 0.95
     sizes = {n: f["size"] for n, f in m["files"].items()}
     assert sizes["model_int8.onnx"] < sizes["model.onnx"] / 2
+    assert sizes["openvino_int8.bin"] < sizes["openvino.bin"]  # int8 matrices, float16 word embeddings in both
     for name in m["files"]:
         assert (model_dir / "onnx" / name).stat().st_mode & 0o777 == 0o644
 
@@ -113,6 +119,45 @@ def test_the_export_runs_fused_transformer_kernels(model_dir: Path) -> None:
     for name, attention in (("model.onnx", "Attention"), ("model_int8.onnx", "QAttention")):
         ops = collections.Counter(n.op_type for n in onnx.load(str(model_dir / "onnx" / name)).graph.node)
         assert (ops[attention], ops["SkipLayerNormalization"], ops["BiasGelu"]) == (12, 24, 12), (name, ops)
+
+
+def test_the_openvino_copies(model_dir: Path, by_runtime: dict[str, Embedder]) -> None:
+    """The int8 copy reads each of the 72 layer matrices from int8 codes; the float copy runs in bfloat16 exactly
+    where the CPU multiplies bfloat16 natively (OpenVINO's capability list), else in float32."""
+    import openvino as ov
+
+    core = ov.Core()
+    int8 = core.read_model(str(model_dir / "onnx" / "openvino_int8.xml"))
+    codes = [op for op in int8.get_ops() if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+    assert len(codes) == 72
+    assert not any(op.get_element_type() == ov.Type.i8 for op in core.read_model(
+        str(model_dir / "onnx" / "openvino.xml")).get_ops() if op.get_type_name() == "Constant")
+    runtime = by_runtime["openvino"].runtime
+    runtime.session  # noqa: B018 - compiled
+    native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert runtime.precision == ("bf16" if native else "f32")
+
+
+def test_openvino_keeps_one_compiled_cache_per_export(tmp_path: Path, model_dir: Path) -> None:
+    """A compile is cached beside the model, in a folder named by the export's graphs: a new export's folder
+    replaces the old one, and a second compile of the same export finds its blob."""
+    import shutil
+
+    from rag.runtime.openvino import OpenVinoRuntime, compiled_cache
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("model.safetensors", "*.onnx", "openvino-cache"))
+    (copy / "openvino-cache" / "an-older-export").mkdir(parents=True)
+    first = OpenVinoRuntime(copy, quantized=True, device="cpu")
+    first.session  # noqa: B018
+    folders = list((copy / "openvino-cache").iterdir())
+    assert folders == [compiled_cache(copy)] and any(f.suffix == ".blob" for f in folders[0].iterdir())
+    blobs = sorted(folders[0].iterdir())
+    again = OpenVinoRuntime(copy, quantized=True, device="cpu")
+    again.session  # noqa: B018
+    assert sorted(folders[0].iterdir()) == blobs  # found, not written again
+    texts = ["passage: " + TEXTS[2]]
+    assert np.array_equal(first.forward(first.prepare(texts))[0].states, again.forward(again.prepare(texts))[0].states)
 
 
 def test_export_check_refuses_a_graph_that_drifts(model_dir: Path, tmp_path: Path) -> None:
@@ -160,7 +205,7 @@ def test_a_corrupt_or_missing_export_is_refused(model_dir: Path, tmp_path: Path)
 def test_onnx_tokenises_exactly_as_sentence_transformers(by_runtime: dict[str, Embedder]) -> None:
     """Both tokenizers of the ONNX runtime (the quick one a short-lived process starts with, and the full one)
     give the ids and offsets sentence-transformers gives, truncation at 512 tokens included."""
-    from rag.runtime.onnx import QuickTokenizer
+    from rag.runtime.tokenizer import QuickTokenizer
 
     onnx, torch = by_runtime["onnx"].runtime, by_runtime["torch"].runtime
     texts = ["query: " + t.strip() for t in TEXTS] + ["passage: " + " ".join(TEXTS * 30),  # > 512 tokens
@@ -185,7 +230,7 @@ def test_onnx_vectors_agree_with_torch(by_runtime: dict[str, Embedder]) -> None:
     spans = [[(0, len(t) // 2), (len(t) // 2, len(t))] for t in TEXTS]
     ref_q, (ref_qt) = ref.encode_queries_with_tokens(TEXTS)
     ref_p, ref_s, ref_t = ref.encode_late(TEXTS, spans)
-    for name, floor in (("onnx", 0.9999), ("onnx-int8", 0.97)):
+    for name, floor in (("onnx", 0.9999), ("onnx-int8", 0.97), ("openvino", 0.9995), ("openvino-int8", 0.995)):
         e = by_runtime[name]
         q, qt = e.encode_queries_with_tokens(TEXTS)
         p, s, t = e.encode_late(TEXTS, spans)
@@ -210,7 +255,7 @@ def test_an_index_refuses_a_runtime_with_other_vectors(bundled_index: Settings, 
     store = IndexStore.open(bundled_index.index_dir)
     assert store.manifest.runtime == DEFAULT_RUNTIME
     other = next(r for r in ("onnx-int8", "onnx", "torch") if not compatible(DEFAULT_RUNTIME, r))
-    with pytest.raises(IndexIncompatible, match=f"built by the {DEFAULT_RUNTIME} runtime.*RAG_RUNTIME={DEFAULT_RUNTIME}"):
+    with pytest.raises(IndexIncompatible, match=f"built by the {DEFAULT_RUNTIME} runtime.*RAG_RUNTIME=[a-z0-9 -]*\\b{DEFAULT_RUNTIME}\\b"):
         IndexStore.open(bundled_index.index_dir, runtime=other)
     result = cli("ask", "متى تستأنف المحادثات؟", "--index-dir", bundled_index.index_dir, "--runtime", other)
     message = " ".join(result.output.split())  # the console wraps long lines
