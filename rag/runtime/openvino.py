@@ -66,6 +66,7 @@ def compiled_cache(model_dir: Path) -> Path:
     here = root / key
     if not here.is_dir():
         for old in root.iterdir() if root.is_dir() else ():
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name != key:  # another process may have just made this export's folder
+                shutil.rmtree(old, ignore_errors=True)
         here.mkdir(parents=True, exist_ok=True)
     return here
