@@ -25,9 +25,10 @@ GRAPHS = {"openvino": "openvino.xml", "openvino-int8": "openvino_int8.xml"}
 
 def write_openvino(exported: Path, out_dir: Path) -> dict[str, Path]:
     """Both IR copies of the plain ONNX graph `exported` into `out_dir`. Returns runtime name -> .xml path."""
-    import openvino as ov
-
     from rag.onnx_export import _float16_word_embeddings
+    from rag.runtime.openvino import import_openvino
+
+    ov = import_openvino("exporting the model")
 
     paths = {name: out_dir / file for name, file in GRAPHS.items()}
     ov.save_model(ov.convert_model(str(exported)), str(paths["openvino"]), compress_to_fp16=True)

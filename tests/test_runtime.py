@@ -160,6 +160,27 @@ def test_openvino_keeps_one_compiled_cache_per_export(tmp_path: Path, model_dir:
     assert np.array_equal(first.forward(first.prepare(texts))[0].states, again.forward(again.prepare(texts))[0].states)
 
 
+def test_openvino_missing_or_its_cache_unwritable(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  cli) -> None:
+    """A venv without openvino (made before the runtime existed: a fault only a mock can cause here) gets one line
+    naming the fix; a model directory where the compile cache cannot be made still loads, uncached."""
+    import shutil
+
+    from rag.runtime.openvino import OpenVinoRuntime
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("model.safetensors", "*.onnx", "openvino-cache"))
+    (copy / "openvino-cache").write_text("a file where the cache folder would go")
+    runtime = OpenVinoRuntime(copy, quantized=False, device="cpu")
+    assert runtime.forward(runtime.prepare(["passage: " + TEXTS[0]]))[0].states.shape[1] == 384
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
+    monkeypatch.setattr("rag.cli._embedders", {})  # no model the CLI loaded before
+    with pytest.raises(ModelUnavailable, match="openvino runtime needs the openvino package.*RAG_RUNTIME=onnx"):
+        OpenVinoRuntime(copy, quantized=False, device="cpu")
+    result = cli("search", "Iraq", "--runtime", "openvino", "--index-dir", tmp_path / "index")
+    assert result.exit_code == 1 and "needs the openvino package" in result.output and "Traceback" not in result.output
+
+
 def test_export_check_refuses_a_graph_that_drifts(model_dir: Path, tmp_path: Path) -> None:
     """A graph with one layer's feed-forward weights perturbed by noise of 10% of their spread (what a lossy
     conversion does to a little of the model) must be refused; the real one passes the same check."""

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rag.errors import ModelUnavailable
 from rag.onnx_export import onnx_manifest, verified_onnx
 from rag.openvino_export import GRAPHS
 from rag.runtime import Forward, cpu_threads, resolve_device
@@ -27,9 +28,8 @@ class OpenVinoRuntime(TokenizedRuntime):
     def __init__(self, model_dir: Path, quantized: bool, device: str = "auto", max_seq_length: int = 512,
                  tokenizer: Any = None, path: Path | None = None):
         """`path`: an IR (.xml) to load as it is, unverified (the export check); by default the verified export."""
-        import openvino as ov
-
         self.name = "openvino-int8" if quantized else "openvino"
+        ov = import_openvino(f"the {self.name} runtime")
         self.device = resolve_device(device, lambda: False)  # OpenVINO's GPUs are Intel's, not CUDA
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": cpu_threads()}
         if quantized:
@@ -37,11 +37,19 @@ class OpenVinoRuntime(TokenizedRuntime):
         if path is None:
             path = verified_onnx(Path(model_dir), GRAPHS[self.name])
             verified_onnx(Path(model_dir), path.with_suffix(".bin").name)
-            config["CACHE_DIR"] = str(compiled_cache(Path(model_dir)))
+            cache = compiled_cache(Path(model_dir))
+            if cache is not None:
+                config["CACHE_DIR"] = str(cache)
         self.path = path
 
         def compile_model() -> Any:
-            compiled = ov.Core().compile_model(str(path), "CPU", config)
+            try:
+                compiled = ov.Core().compile_model(str(path), "CPU", config)
+            except Exception:  # noqa: BLE001 - a cache it cannot read or write: compile without one
+                if "CACHE_DIR" not in config:
+                    raise
+                uncached = {k: v for k, v in config.items() if k != "CACHE_DIR"}
+                compiled = ov.Core().compile_model(str(path), "CPU", uncached)
             self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # bf16, f32
             return compiled.create_infer_request()
 
@@ -56,10 +64,21 @@ class OpenVinoRuntime(TokenizedRuntime):
         return self.forwards(states, prepared)
 
 
-def compiled_cache(model_dir: Path) -> Path:
+def import_openvino(what: str) -> Any:
+    """The openvino module, or a one-line error naming the fix (a venv made before the runtime existed)."""
+    try:
+        import openvino
+    except ImportError as e:
+        raise ModelUnavailable(f"{what} needs the openvino package ({e}): run `make install` (or `pip install "
+                               f"openvino==2026.4.1`), or set RAG_RUNTIME=onnx") from e
+    return openvino
+
+
+def compiled_cache(model_dir: Path) -> Path | None:
     """Where OpenVINO keeps this export's compiled graphs (its model cache): a first compile takes 0.9-1.5 s here,
     a cached one 0.1 s, which is most of a cold `rag ask`'s model start. One folder per export (named by its
-    graphs' checksums), so a new export never meets an old blob; other folders are removed."""
+    graphs' checksums), so a new export never meets an old blob; other folders are removed. None where the model
+    directory is not writable: OpenVINO then compiles at each start."""
     files = (onnx_manifest(model_dir) or {}).get("files", {})
     key = "-".join(files.get(g, {}).get("sha256", "none")[:12] for g in sorted(GRAPHS.values()))
     root = model_dir / "openvino-cache"
@@ -68,5 +87,8 @@ def compiled_cache(model_dir: Path) -> Path:
         for old in root.iterdir() if root.is_dir() else ():
             if old.name != key:  # another process may have just made this export's folder
                 shutil.rmtree(old, ignore_errors=True)
-        here.mkdir(parents=True, exist_ok=True)
+        try:
+            here.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
     return here
