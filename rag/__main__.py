@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-
-from rag.cli import app
+from typing import Any
 
 
 def main() -> None:
-    """The `rag` command. A finished command leaves without tearing down what it loaded: freeing the tokenizer's
-    250,002 pieces and the model took 1.1 s after the last line of a 14 s `rag index` here. What a command writes
-    is committed (fsynced) before it returns, and Ray is shut down by its own context; output is flushed here."""
+    from rag.cli import app
+
+    run(app)
+
+
+def run(app: Any) -> None:
+    """Run the command line `app`, then leave without tearing down what it loaded: freeing the tokenizer's 250,002
+    pieces and the model took 1.1 s after the last line of a 14 s `rag index` here. What a command writes is
+    committed (fsynced) before it returns, and Ray is shut down by its own context; output is flushed here.
+    `python -m rag.cli` calls this with the `app` of its own module, which is then imported once."""
     import logging
 
     try:

@@ -412,9 +412,7 @@ from rag.model_cli import model_app  # noqa: E402
 
 app.add_typer(model_app, name="model")
 
-
-
 if __name__ == "__main__":
-    from rag.__main__ import main
+    from rag.__main__ import run
 
-    main()
+    run(app)

@@ -138,12 +138,13 @@ class Embedder:
     def _fast_tokenizer(self) -> Any:
         """The model's tokenizers.Tokenizer (its tokenizer.json, as the chunker has always counted with). An
         exported runtime's own copy gives the same ids (its offsets differ), so with one the two share a load."""
+        exported = self._exported()
         with self._tokenizer_lock:
             if self._tokenizer is None:
                 from rag.runtime.tokenizer import load_tokenizer
 
                 path = self._local_dir() / "tokenizer.json"
-                if self._exported():
+                if exported:
                     from rag.onnx_export import verified_onnx
 
                     path = verified_onnx(self._local_dir(), "tokenizer.json")
@@ -152,7 +153,7 @@ class Embedder:
                 except ModelUnavailable as e:
                     raise ModelUnavailable(f"{e}; {self._hint()}") from e
             tokenizer = self._tokenizer
-        if self._runtime is not None and self._exported():
+        if self._runtime is not None and exported:
             self._tokenizer = self._runtime.share_tokenizer(tokenizer)  # type: ignore[attr-defined]
         return self._tokenizer
 

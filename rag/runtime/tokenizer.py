@@ -94,7 +94,7 @@ class Batch:
 class TokenizedRuntime:
     """What the exported runtimes share: tokenising and padding (`prepare`), and loading the engine's session in
     a background thread (`_load`) while the tokenizer loads: the engine releases the GIL, the tokenizer holds it.
-    A subclass sets name and device, calls `_load(create)` then `_start_tokenizer`, and runs `forward`."""
+    A subclass sets name and device, calls `_load(create, what)` then `_start_tokenizer`, and runs `forward`."""
 
     name: str
     device: str
