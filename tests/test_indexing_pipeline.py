@@ -58,3 +58,42 @@ def test_pipeline_raises_what_the_producer_hit(embedder: Embedder) -> None:
     docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
     with pytest.raises(KeyError):
         embed_documents(spec, docs, sorted(docs) + ["no-such-document"], window=3)
+
+
+def test_an_index_job_tokenises_with_the_quick_tokenizer_it_primed(embedder: Embedder) -> None:
+    """A job shows the quick tokenizer its documents before chunking them (Embedder.prime_tokenizer): its chunks
+    and vectors are those of the full tokenizer's counts and batches, and the full tokenizer (0.9 s of load
+    holding the GIL) is never loaded."""
+    settings = get_settings()
+    fresh = Embedder(settings)  # nothing loaded yet, as in a new `rag index`
+    docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
+    ids = sorted(docs)
+    codec = trained_codec(index_spec(settings, embedder).token_codec, embedder)
+    want_chunks, want = embed_documents(index_spec(settings, embedder), docs, ids, codec=codec)
+    embedder.count_tokens(["x"])  # the reference counts with the full tokenizer
+    assert embedder._tokenizer is not None and embedder._primed_quick() is None
+    chunks, got = embed_documents(index_spec(settings, fresh), docs, ids, codec=codec)
+    assert fresh._primed_quick() is not None
+    assert fresh._tokenizer is None and fresh.runtime._tokenizer is None  # type: ignore[attr-defined]
+    assert chunks == want_chunks
+    assert np.array_equal(got.vectors, want.vectors) and np.array_equal(got.token_spans, want.token_spans)
+    texts = [docs[c.doc_id].text[s.start:s.end] for c in chunks for s in c.sentences]
+    assert fresh.count_tokens(texts) == embedder.count_tokens(texts)
+
+
+def test_a_primed_quick_tokenizer_declines_what_would_rebuild_it_too_often(embedder: Embedder) -> None:
+    from rag.runtime.tokenizer import QuickTokenizer, load_tokenizer
+
+    onnx_dir = embedder._local_dir() / "onnx"
+    quick, full = QuickTokenizer(onnx_dir), load_tokenizer(onnx_dir / "tokenizer.json")
+    quick.prime(["passage: المحادثات بين العراق والولايات المتحدة"])
+    new = [f"كلمة{i} zebra{i}quartz" for i in range(QuickTokenizer.MAX_REBUILDS + 1)]
+    for i, text in enumerate(new):
+        encoded = quick.encode_batch([text])
+        if i < QuickTokenizer.MAX_REBUILDS:  # each brings new pieces: a rebuild, still exact
+            assert encoded == [(e.ids, e.offsets) for e in full.encode_batch([text])]
+        else:
+            assert encoded is None
+    seen = "passage: المحادثات بين العراق"  # only pieces it has: still served
+    assert quick.encode_batch([seen]) == [(e.ids, e.offsets) for e in full.encode_batch([seen])]
+    assert quick.encode_batch(["<mask> العراق"]) is None

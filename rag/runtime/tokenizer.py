@@ -34,13 +34,19 @@ def load_tokenizer(path: Path) -> Any:
 
 
 class QuickTokenizer:
-    """The model's tokenizer for a few short texts, ready in about a fifth of the full one's load (1 s of CPU
-    holding the GIL here: building the 250,002-piece Unigram trie). Per batch it builds a Unigram over only the
-    pieces that occur in the texts' pre-tokens, with their own scores, plus the lowest-scoring piece (which
-    sets the unknown-token penalty): the Viterbi lattice, hence the tokens and offsets, are those of the full
-    vocabulary. The ids are mapped back to the full vocabulary's."""
+    """The model's tokenizer for texts it has been shown, ready long before the full one (whose load is 0.9 s of
+    CPU holding the GIL here: building the 250,002-piece Unigram trie). It builds a Unigram over only the pieces
+    that occur in the texts' pre-tokens, with their own scores, plus the lowest-scoring piece (which sets the
+    unknown-token penalty): the Viterbi lattice, hence the tokens and offsets, are those of the full vocabulary.
+    The ids are mapped back to the full vocabulary's.
+
+    The pieces found so far stay, so it is rebuilt only when a text brings a new one, and one instance per export
+    serves the chunker's counts and the runtime's batches (`quick_tokenizer`). `prime` shows it what an index job
+    is about to chunk and embed (the 400 ARCD paragraphs: 8,233 pieces, 0.3 s); after that, a text that would
+    need more than MAX_REBUILDS further rebuilds is declined (None), and the caller loads the full tokenizer."""
 
     MAX_PIECE = 16  # characters in the longest piece
+    MAX_REBUILDS = 16  # after `prime`
 
     def __init__(self, onnx_dir: Path):
         self.pieces = verified_onnx(onnx_dir.parent, "vocab.txt").read_text(encoding="utf-8").split("\n")
@@ -50,7 +56,13 @@ class QuickTokenizer:
         # <mask> (id 250001) is an added token past the pieces: a text holding it goes to the full tokenizer.
         self.spec["added_tokens"] = [t for t in self.spec["added_tokens"] if t["id"] < 4]
         self.always = [0, 1, 2, 3, int(np.argmin(self.scores))]  # <s> <pad> </s> <unk>, the lowest score
-        self.splitter = self._build(self.always)
+        splitter = self._build(self.always)
+        self.normalizer, self.pre_tokenizer = splitter.normalizer, splitter.pre_tokenizer
+        self.words: set[str] = set()  # pre-tokens already scanned for pieces
+        self.found = set(self.always)
+        self.built: tuple[Any, list[int]] | None = None
+        self.primed, self.rebuilds = False, 0
+        self.lock = threading.Lock()
 
     def _build(self, ids: list[int]) -> Any:
         from tokenizers import Tokenizer
@@ -59,29 +71,85 @@ class QuickTokenizer:
                  "vocab": [[self.pieces[i], float(self.scores[i])] for i in ids]}
         return Tokenizer.from_str(json.dumps({**self.spec, "model": model}))
 
-    def handles(self, texts: Sequence[str]) -> bool:
-        return len(texts) <= 8 and not any("<mask>" in t for t in texts)
+    @staticmethod
+    def handles(texts: Sequence[str]) -> bool:
+        return not any("<mask>" in t for t in texts)
 
-    def encode_batch(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        tok, ids = self.for_texts(texts)
-        return [([ids[i] for i in e.ids], e.offsets) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
+    def prime(self, texts: Sequence[str]) -> None:
+        with self.lock:
+            words, ids = self._scan(texts)
+            self.words |= words
+            self.found |= ids
+            self.primed, self.rebuilds = True, 0
 
-    def for_texts(self, texts: Sequence[str]) -> tuple[Any, list[int]]:
-        """A tokenizer over the pieces `texts` can use (untruncated, unpadded), and its ids' full-vocabulary ids."""
-        found = set(self.always)
-        normalizer, pre = self.splitter.normalizer, self.splitter.pre_tokenizer
+    def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = True
+                     ) -> list[tuple[list[int], list[tuple[int, int]]]] | None:
+        built = self.for_texts(texts)
+        if built is None:
+            return None
+        tok, ids = built
+        return [([ids[i] for i in e.ids], e.offsets)
+                for e in tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+
+    def count(self, texts: Sequence[str]) -> list[int] | None:
+        """Tokens per text without the special ones (what the chunker counts), or None (declined)."""
+        built = self.for_texts(texts)
+        return None if built is None else [len(e.ids) for e in built[0].encode_batch(list(texts), add_special_tokens=False)]
+
+    def for_texts(self, texts: Sequence[str]) -> tuple[Any, list[int]] | None:
+        """A tokenizer covering the pieces `texts` can use (untruncated, unpadded) and its ids' full-vocabulary ids,
+        or None when a primed tokenizer would need too many more rebuilds, or a text holds <mask>."""
+        if not self.handles(texts):
+            return None
+        with self.lock:
+            words, ids = self._scan(texts)
+            self.words |= words
+            if ids or self.built is None or len(self.built[1]) != len(self.found):
+                if self.primed and self.rebuilds >= self.MAX_REBUILDS:
+                    self.words -= words  # scanned again when a later text needs them
+                    return None
+                self.found |= ids
+                ordered = sorted(self.found)  # the four specials keep ids 0-3, as the post-processor names them
+                tok = self._build(ordered)
+                tok.no_truncation()
+                tok.no_padding()
+                self.built = (tok, ordered)
+                self.rebuilds += self.primed
+            return self.built
+
+    def _scan(self, texts: Sequence[str]) -> tuple[set[str], set[int]]:
+        """The texts' pre-tokens not scanned yet, and the pieces inside them not found yet."""
+        index, found, seen = self.index, self.found, self.words
+        words: set[str] = set()
+        ids: set[int] = set()
         for t in texts:
-            for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)):
+            for word, _ in self.pre_tokenizer.pre_tokenize_str(self.normalizer.normalize_str(t)):
+                if word in seen or word in words:
+                    continue
+                words.add(word)
                 for i in range(len(word)):
                     for j in range(i + 1, min(len(word), i + self.MAX_PIECE) + 1):
-                        k = self.index.get(word[i:j])
-                        if k is not None:
-                            found.add(k)
-        ids = sorted(found)  # the four specials keep ids 0-3, as the post-processor names them
-        tok = self._build(ids)
-        tok.no_truncation()
-        tok.no_padding()
-        return tok, ids
+                        k = index.get(word[i:j])
+                        if k is not None and k not in found:
+                            ids.add(k)
+        return words, ids
+
+
+_QUICK: dict[tuple[str, int], QuickTokenizer] = {}
+_QUICK_LOCK = threading.Lock()
+
+
+def quick_tokenizer(model_dir: Path) -> QuickTokenizer | None:
+    """The export's QuickTokenizer, one per process (keyed by the export's vocabulary file), or None for an export
+    made before the quick tokenizer (no vocab.txt)."""
+    if not has_file(model_dir, "vocab.txt"):
+        return None
+    vocab = Path(model_dir) / "onnx" / "vocab.txt"
+    key = (str(vocab.resolve()), vocab.stat().st_mtime_ns)
+    with _QUICK_LOCK:
+        if key not in _QUICK:
+            _QUICK[key] = QuickTokenizer(Path(model_dir) / "onnx")
+        return _QUICK[key]
 
 
 @dataclass
@@ -120,8 +188,7 @@ class TokenizedRuntime:
         # loads at the first larger batch, or the fifth small one (a server).
         self._tokenizer = tokenizer
         self._tokenizer_lock = threading.Lock()
-        quick = tokenizer is None and has_file(self.model_dir, "vocab.txt")  # exports since the quick tokenizer
-        self._quick = QuickTokenizer(self.model_dir / "onnx") if quick else None
+        self._quick = quick_tokenizer(self.model_dir) if tokenizer is None else None
         self._quick_batches = 0
         self.pad_id, self.eos_id = 1, 2
         if self._quick is None and (self.tokenizer.token_to_id("<pad>"), self.tokenizer.token_to_id("</s>")) != (1, 2):
@@ -153,10 +220,13 @@ class TokenizedRuntime:
             return self._tokenizer
 
     def _encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        if self._tokenizer is None and self._quick is not None and self._quick.handles(texts) \
-                and self._quick_batches < 4:
-            self._quick_batches += 1
-            return self._quick.encode_batch(texts)
+        # Texts an index job primed it with, or a few short ones (a question): the quick tokenizer.
+        quick = self._quick
+        if self._tokenizer is None and quick is not None and (quick.primed or (len(texts) <= 8 and self._quick_batches < 4)):
+            encoded = quick.encode_batch(texts)
+            if encoded is not None:
+                self._quick_batches += 1
+                return encoded
         return [(e.ids, e.offsets) for e in self.tokenizer.encode_batch(texts, add_special_tokens=True)]
 
     def prepare(self, texts: Sequence[str]) -> Batch:
