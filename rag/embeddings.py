@@ -146,7 +146,8 @@ class Embedder:
         full tokenizer is not loaded yet, the quick one learns their pieces (rag.runtime.tokenizer.QuickTokenizer)
         and then counts and tokenises them: for 400 ARCD paragraphs 0.3 s, where the full one's load holds the GIL
         for 0.9 s before the first batch can be cut."""
-        if self._tokenizer is None and self._exported():
+        loaded = self._tokenizer is not None or getattr(self._runtime, "_tokenizer", None) is not None  # a server's
+        if not loaded and self._exported():
             from rag.runtime.tokenizer import quick_tokenizer
 
             quick = quick_tokenizer(self._local_dir())
