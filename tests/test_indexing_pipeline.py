@@ -65,20 +65,21 @@ def test_an_index_job_tokenises_with_the_quick_tokenizer_it_primed(embedder: Emb
     and vectors are those of the full tokenizer's counts and batches, and the full tokenizer (0.9 s of load
     holding the GIL) is never loaded."""
     settings = get_settings()
-    fresh = Embedder(settings)  # nothing loaded yet, as in a new `rag index`
     docs = {d.id: d for d in load_paths([BUNDLED_ARTICLES]).documents}
     ids = sorted(docs)
     codec = trained_codec(index_spec(settings, embedder).token_codec, embedder)
-    want_chunks, want = embed_documents(index_spec(settings, embedder), docs, ids, codec=codec)
-    embedder.count_tokens(["x"])  # the reference counts with the full tokenizer
-    assert embedder._tokenizer is not None and embedder._primed_quick() is None
+    reference = Embedder(settings)
+    reference.count_tokens(["x"])  # loads the full tokenizer first: the job then counts and cuts with it
+    want_chunks, want = embed_documents(index_spec(settings, reference), docs, ids, codec=codec)
+    assert reference._primed_quick() is None and reference.runtime._tokenizer is not None  # type: ignore[attr-defined]
+    fresh = Embedder(settings)  # nothing loaded yet, as in a new `rag index`
     chunks, got = embed_documents(index_spec(settings, fresh), docs, ids, codec=codec)
     assert fresh._primed_quick() is not None
     assert fresh._tokenizer is None and fresh.runtime._tokenizer is None  # type: ignore[attr-defined]
     assert chunks == want_chunks
     assert np.array_equal(got.vectors, want.vectors) and np.array_equal(got.token_spans, want.token_spans)
     texts = [docs[c.doc_id].text[s.start:s.end] for c in chunks for s in c.sentences]
-    assert fresh.count_tokens(texts) == embedder.count_tokens(texts)
+    assert fresh.count_tokens(texts) == reference.count_tokens(texts)
 
 
 def test_a_primed_quick_tokenizer_declines_what_would_rebuild_it_too_often(embedder: Embedder) -> None:
