@@ -87,6 +87,10 @@ def test_a_primed_quick_tokenizer_declines_what_would_rebuild_it_too_often(embed
 
     onnx_dir = embedder._local_dir() / "onnx"
     quick, full = QuickTokenizer(onnx_dir), load_tokenizer(onnx_dir / "tokenizer.json")
+    # Unprimed (a question, the reader's pairs) it keeps nothing: each call builds over its texts' own pieces.
+    alone = len(quick.for_texts(["zebra"])[1])
+    quick.for_texts(["المحادثات بين العراق والولايات المتحدة"])
+    assert len(quick.for_texts(["zebra"])[1]) == alone and not quick.words and quick.built is None
     quick.prime(["passage: المحادثات بين العراق والولايات المتحدة"])
     new = [f"كلمة{i} zebra{i}quartz" for i in range(QuickTokenizer.MAX_REBUILDS + 1)]
     for i, text in enumerate(new):

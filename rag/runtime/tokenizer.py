@@ -40,10 +40,10 @@ class QuickTokenizer:
     unknown-token penalty): the Viterbi lattice, hence the tokens and offsets, are those of the full vocabulary.
     The ids are mapped back to the full vocabulary's.
 
-    The pieces found so far stay, so it is rebuilt only when a text brings a new one, and one instance per export
-    serves the chunker's counts and the runtime's batches (`quick_tokenizer`). `prime` shows it what an index job
-    is about to chunk and embed (the 400 ARCD paragraphs: 8,233 pieces, 0.3 s); after that, a text that would
-    need more than MAX_REBUILDS further rebuilds is declined (None), and the caller loads the full tokenizer."""
+    One instance per export serves the chunker's counts and the runtime's batches (`quick_tokenizer`). `prime`
+    shows it what an index job is about to chunk and embed (the 400 ARCD paragraphs: 8,233 pieces, 0.3 s); from
+    then on the pieces found stay, so it is rebuilt only when a text brings a new one, and a text that would need
+    more than MAX_REBUILDS rebuilds is declined (None): the caller loads the full tokenizer."""
 
     MAX_PIECE = 16  # characters in the longest piece
     MAX_REBUILDS = 16  # after `prime`
@@ -77,7 +77,7 @@ class QuickTokenizer:
 
     def prime(self, texts: Sequence[str]) -> None:
         with self.lock:
-            words, ids = self._scan(texts)
+            words, ids = self._scan(texts, self.words, self.found)
             self.words |= words
             self.found |= ids
             self.primed, self.rebuilds = True, 0
@@ -98,28 +98,33 @@ class QuickTokenizer:
 
     def for_texts(self, texts: Sequence[str]) -> tuple[Any, list[int]] | None:
         """A tokenizer covering the pieces `texts` can use (untruncated, unpadded) and its ids' full-vocabulary ids,
-        or None when a primed tokenizer would need too many more rebuilds, or a text holds <mask>."""
+        or None when a primed tokenizer would need too many more rebuilds, or a text holds <mask>. Unprimed (a
+        question, the reader's pairs), it is built over the texts' own pieces and kept by no one."""
         if not self.handles(texts):
             return None
+        if not self.primed:
+            return self._built(sorted(set(self.always) | self._scan(texts, set(), set())[1]))
         with self.lock:
-            words, ids = self._scan(texts)
+            words, ids = self._scan(texts, self.words, self.found)
             self.words |= words
             if ids or self.built is None or len(self.built[1]) != len(self.found):
-                if self.primed and self.rebuilds >= self.MAX_REBUILDS:
+                if self.rebuilds >= self.MAX_REBUILDS:
                     self.words -= words  # scanned again when a later text needs them
                     return None
                 self.found |= ids
-                ordered = sorted(self.found)  # the four specials keep ids 0-3, as the post-processor names them
-                tok = self._build(ordered)
-                tok.no_truncation()
-                tok.no_padding()
-                self.built = (tok, ordered)
-                self.rebuilds += self.primed
+                self.built = self._built(sorted(self.found))
+                self.rebuilds += 1
             return self.built
 
-    def _scan(self, texts: Sequence[str]) -> tuple[set[str], set[int]]:
-        """The texts' pre-tokens not scanned yet, and the pieces inside them not found yet."""
-        index, found, seen = self.index, self.found, self.words
+    def _built(self, ids: list[int]) -> tuple[Any, list[int]]:
+        tok = self._build(ids)  # ids sorted: the four specials keep 0-3, as the post-processor names them
+        tok.no_truncation()
+        tok.no_padding()
+        return tok, ids
+
+    def _scan(self, texts: Sequence[str], seen: set[str], found: set[int]) -> tuple[set[str], set[int]]:
+        """The texts' pre-tokens not in `seen`, and the pieces inside them not in `found`."""
+        index = self.index
         words: set[str] = set()
         ids: set[int] = set()
         for t in texts:
