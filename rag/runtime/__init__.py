@@ -29,7 +29,8 @@ RUNTIMES = ("openvino-int8", "openvino", "onnx-int8", "onnx", "torch")
 # +0.001 / -0.001, onnx +0.001 / +0.001 / +0.002 (the noise of ties), openvino-int8 -0.002 / -0.000 / +0.002,
 # onnx-int8 -0.011 / -0.011. openvino-int8 indexes 1.4x faster than openvino and is within 0.005 there, but its
 # passage vectors flip the near-tied sentences of "Who commands Iran's Quds Force?" over the bundled articles to an
-# abstention (tests/test_short_answer.py): the default is the fastest that computes torch's vectors.
+# abstention, and the two top passages of "ما موقف ترمب من محادثات عمان مع ايران؟" (tests/test_short_answer.py):
+# the default is the fastest that computes torch's vectors.
 DEFAULT_RUNTIME = "openvino"
 DEVICES = ("auto", "cpu", "cuda")
 # Runtimes whose vectors are interchangeable: an index built by one may be queried (and updated) by another of
