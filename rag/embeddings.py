@@ -146,7 +146,7 @@ class Embedder:
         full tokenizer is not loaded yet, the quick one learns their pieces (rag.runtime.tokenizer.QuickTokenizer)
         and then counts and tokenises them: for 400 ARCD paragraphs 0.3 s, where the full one's load holds the GIL
         for 0.9 s before the first batch can be cut."""
-        loaded = self._tokenizer is not None or getattr(self._runtime, "_tokenizer", None) is not None  # a server's
+        loaded = self._tokenizer is not None or getattr(self._runtime, "full_tokenizer_loaded", False)  # a server's
         if not loaded and self._exported():
             from rag.runtime.tokenizer import quick_tokenizer
 

@@ -80,7 +80,7 @@ class QuickTokenizer:
             words, ids = self._scan(texts, self.words, self.found)
             self.words |= words
             self.found |= ids
-            self.primed, self.rebuilds = True, 0
+            self.primed, self.rebuilds, self.built = True, 0, None  # built again with what it just found
 
     def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = True
                      ) -> list[tuple[list[int], list[tuple[int, int]]]] | None:
@@ -107,7 +107,7 @@ class QuickTokenizer:
         with self.lock:
             words, ids = self._scan(texts, self.words, self.found)
             self.words |= words
-            if ids or self.built is None or len(self.built[1]) != len(self.found):
+            if ids or self.built is None:
                 if self.rebuilds >= self.MAX_REBUILDS:
                     self.words -= words  # scanned again when a later text needs them
                     return None
@@ -214,6 +214,10 @@ class TokenizedRuntime:
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(verified_onnx(self.model_dir, "tokenizer.json"))
         return self._tokenizer
+
+    @property
+    def full_tokenizer_loaded(self) -> bool:
+        return self._tokenizer is not None
 
     def share_tokenizer(self, tokenizer: Any) -> Any:
         """Take a full tokenizer the caller loaded from this export's tokenizer.json (the Embedder's, which counts
