@@ -83,6 +83,11 @@ class AnswerConfig:
     # the 304 English dev questions, every one answered, containment@400 0.444 with 0.1, 0.490 with 0.02, 0.500
     # with 0 (ARCD's 0.455 -> 0.510, MLQA's 0.423 -> 0.481), 0.418 with -0.05 (benchmarks/quality.py docstring).
     cross_language_lexical_weight: float = 0.0
+    # ... but among the sentences within this of the best one's score, which the model's vectors do not tell
+    # apart, the one holding the largest share of the question's terms and names goes first (`settle_near_tie`).
+    # English dev questions with openvino-int8: c@400 0.4934 either way, negatives refused 0.5658 -> 0.5724
+    # (benchmarks/quality.py docstring, eleventh round).
+    cross_language_tie_margin: float = 0.005
     type_weight: float = 0.03
     rank_weight: float = 0.02
     # A second sentence joins only when nearly as good as the best, or, with a wider margin, when it is the best
@@ -133,6 +138,18 @@ class ScoredSentence:
     late: float = 0.0  # max_sim of the question's tokens against the sentence's (0 without late interaction)
 
 
+def settle_near_tie(scored: list[ScoredSentence], margin: float) -> list[ScoredSentence]:
+    """`scored` (best first) with the first place given to the sentence with the largest coverage among those
+    within `margin` of the best."""
+    if not scored:
+        return scored
+    near = [s for s in scored if s.score >= scored[0].score - margin]
+    first = max(near, key=lambda s: s.coverage)
+    if first.coverage <= scored[0].coverage:
+        return scored
+    return [first] + [s for s in scored if s is not first]
+
+
 class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
                  query_tokens: Callable[[str], np.ndarray] | None = None, reader: Reader | None = None):
@@ -143,8 +160,8 @@ class ExtractiveAnswerer:
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
-        lexical_weight = (self.config.lexical_weight if detect_language(question) == "ar"
-                          else self.config.cross_language_lexical_weight)
+        same_language = detect_language(question) == "ar"
+        lexical_weight = self.config.lexical_weight if same_language else self.config.cross_language_lexical_weight
         wants_number = bool(_ASKS_NUMBER.search(question.strip()))
         late = (self.config.late_weight and self.query_tokens is not None and self.store.has_tokens)
         q_tokens = self.query_tokens(question) if late else None
@@ -173,6 +190,8 @@ class ExtractiveAnswerer:
                     score += self.config.late_weight * match
                 out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
+        if not same_language and self.config.cross_language_tie_margin > 0:
+            out = settle_near_tie(out, self.config.cross_language_tie_margin)
         return out
 
     def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:

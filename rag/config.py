@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     embedding_model: str = ""
     batch_size: int = 16
     # How the model runs (rag/runtime/): openvino-int8 | openvino | onnx-int8 | onnx | torch; unset =
-    # openvino for the bundled model, torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
+    # openvino-int8 for the bundled model, torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
     runtime: Literal["openvino-int8", "openvino", "onnx-int8", "onnx", "torch"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rerank_depth: int = 20
     rerank_weight: float = 3.0
     rerank_coverage: float = 0.25
+    # Of the passages within this of the best second-stage score, the one with most BM25 evidence goes first
+    # (HybridRetriever.settle_near_tie); 0 keeps the scores' order.
+    rerank_tie_margin: float = 0.05
     # None: by the index's token codec (LATE_WEIGHT_BY_CODEC).
     rerank_late_weight: float | None = None
     one_per_document: bool = False

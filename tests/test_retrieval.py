@@ -275,3 +275,65 @@ def test_bm25_runs_beside_the_dense_side_and_the_ranking_is_the_serial_one(assis
     assert threads[3:] == [threading.current_thread().name] * 3
     for p, s in zip(parallel, serial):
         assert [(h.row, h.score, h.scores, h.ranks) for h in p] == [(h.row, h.score, h.scores, h.ranks) for h in s]
+
+
+NEAR_TIE_QUESTIONS = [TALKS, "ما موقف ترمب من محادثات عمان مع ايران؟", "كم عدد الجنود الأمريكيين في العراق؟",
+                      "من يقود فيلق القدس الإيراني؟", "ما الذي قاله عراقجي عن الصواريخ؟"]
+
+
+def shipped(assistant, tie_margin: float) -> HybridRetriever:
+    """The assistant's retriever (the shipped second stage) with another tie margin."""
+    import copy
+
+    retriever = copy.copy(assistant.hybrid)
+    retriever.tie_margin = tie_margin
+    return retriever
+
+
+@pytest.mark.parametrize("margin", [0.05, 1.0])
+def test_a_near_tie_at_the_top_goes_to_the_passage_bm25_scores_highest(assistant, margin):
+    """Of the passages within `tie_margin` of the best second-stage score, the one with the highest BM25 score goes
+    first; the rest keep their order (HybridRetriever.settle_near_tie)."""
+    moved = 0
+    for q in NEAR_TIE_QUESTIONS:
+        plain, evidence = shipped(assistant, tie_margin=0.0).rank(q, 20)
+        settled, _ = shipped(assistant, tie_margin=margin).rank(q, 20)
+        fused = dict(zip(plain.rows, plain.scores))
+        bm25 = {r: evidence.get(r, {}).get("bm25", (0, 0.0))[1] for r in plain.rows}
+        near = [r for r in plain.rows if fused[r] >= plain.scores[0] - margin]
+        first = max(near, key=lambda r: bm25[r])  # the earliest of equals: the plain order stands on a tie
+        assert settled.rows == [first] + [r for r in plain.rows if r != first]
+        assert dict(zip(settled.rows, settled.scores)) == fused  # the scores themselves are not changed
+        moved += first != plain.rows[0]
+    if margin == 1.0:
+        assert moved  # a wide margin hands some of these questions' first place to BM25
+
+
+def test_a_question_in_another_language_keeps_its_order_on_a_near_tie(assistant):
+    """BM25's candidates count only in the question's language, so an English question over Arabic articles has no
+    lexical evidence to settle a tie with."""
+    q = "How many American troops does the United States have in Iraq?"
+    plain, _ = shipped(assistant, tie_margin=0.0).rank(q, 20)
+    assert shipped(assistant, tie_margin=10.0).rank(q, 20)[0].rows == plain.rows
+
+
+def test_an_english_questions_near_tied_sentences_go_to_the_one_holding_its_names(assistant):
+    """Among the sentences within cross_language_tie_margin of the best, the one holding the largest share of the
+    question's terms and names (rag.names) goes first; an Arabic question, whose score counts them already, is
+    left as it is."""
+    def scored(question: str, margin: float):
+        answerer = ExtractiveAnswerer(assistant.store, AnswerConfig(cross_language_tie_margin=margin),
+                                      query_tokens=assistant.encode_query.tokens)
+        return answerer.score_sentences(question, assistant.encode_query(question), assistant.hybrid.search(question, 5))
+
+    def keys(scored_sentences):
+        return [(s.hit.row, s.span) for s in scored_sentences]
+
+    english = "Who commands Iran's Quds Force?"
+    plain, wide = scored(english, 0.0), scored(english, 1.0)
+    assert [s.score for s in plain] == sorted((s.score for s in plain), reverse=True)
+    first = max(plain, key=lambda s: s.coverage)  # within 1.0 of the best: every sentence here
+    assert first.coverage > 0 and wide[0].coverage == first.coverage
+    assert keys(wide) == keys([first] + [s for s in plain if s is not first])
+    arabic = "من يقود فيلق القدس الإيراني؟"
+    assert keys(scored(arabic, 1.0)) == keys(scored(arabic, 0.0))
