@@ -52,7 +52,7 @@ Rows (each adds one lever to the row above):
                  left (at least 60 characters) instead of being left out
   +third sentence  up to three sentences, each after the best cut to the room left
   +near ties     of the passages within 0.05 of the best second-stage score, the one BM25 scores highest first
-                 (HybridRetriever.settle_near_tie); of an English question's sentences within 0.005 of the best, the
+                 (HybridRetriever.settle_tie_by_bm25); of an English question's sentences within 0.005 of the best, the
                  one holding most of its terms and names (= the shipped configuration)
 
 Columns added for issue 17: c@400 = containment counting only answers whose whole text is at most 400
@@ -208,12 +208,12 @@ openvino-int8 indexes, abstention refitted in the run; the scratch runs before i
     their first passage, by a median gap of 0.02 (p90 0.04-0.056); 13.5% of the questions have their two best
     passages within 0.05. Such gaps are the vectors' noise, and with openvino-int8 they reordered two bundled
     questions (README, Runtimes).
-  - passages (kept; HybridRetriever.settle_near_tie): of the passages within a margin of the best second-stage
+  - passages (kept; HybridRetriever.settle_tie_by_bm25): of the passages within a margin of the best second-stage
     score, the one BM25 scores highest first. Pooled R@1 / c@400 (ARCD / MLQA R@1) at margin 0: 0.7474 / 0.6987
     (0.7541 / 0.7292); 0.03: 0.7500 / 0.7008 (0.7599 / 0.7234); 0.05 (kept): 0.7505 / 0.7024 (0.7606 / 0.7234);
     0.08: 0.7469 / 0.7014; 0.1: 0.7442 / 0.7019. R@5 0.9242 throughout. English questions have no BM25 evidence
     and do not move.
-  - English sentences (kept; rag.answer.settle_near_tie, margin 0.005): of the sentences within it of the best,
+  - English sentences (kept; rag.retrieval.settle_near_tie, margin 0.005): of the sentences within it of the best,
     the one holding the largest share of the question's terms and names. English c@400 0.4934 either way,
     negatives refused 0.5658 -> 0.5724 in the scratch runs (0.5855 -> 0.5724 in this run, whose in-run fit of
     the cross-language model answers 86.8% instead of 87.2% before it); with openvino (then the default) it had

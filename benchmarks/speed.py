@@ -174,7 +174,8 @@ def main() -> None:
                 asyncio.run(over_http(url, warm, 4))
                 api[r] = {}
                 for i, c in enumerate(args.levels):  # the round with the median rate, distinct questions each
-                    runs = [asyncio.run(over_http(url, s, c)) for s in sets[i * args.api_repeats:(i + 1) * args.api_repeats]]
+                    mine = sets[i * args.api_repeats:(i + 1) * args.api_repeats]
+                    runs = [asyncio.run(over_http(url, s, c)) for s in mine]
                     runs.sort(key=lambda v: v["req_per_s"])
                     api[r][c] = {**runs[len(runs) // 2], "rounds_req_per_s": [v["req_per_s"] for v in runs],
                                  "errors": sum(v["errors"] for v in runs)}

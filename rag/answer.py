@@ -20,7 +20,7 @@ import numpy as np
 from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
-from rag.retrieval import coverage, max_sim, sentence_terms, term_weights
+from rag.retrieval import coverage, max_sim, sentence_terms, settle_near_tie, term_weights
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
                               word_matches)
 from rag.span_scorer import SpanScorer, candidates, learned_span_scorer, word_means, word_rarity
@@ -138,18 +138,6 @@ class ScoredSentence:
     late: float = 0.0  # max_sim of the question's tokens against the sentence's (0 without late interaction)
 
 
-def settle_near_tie(scored: list[ScoredSentence], margin: float) -> list[ScoredSentence]:
-    """`scored` (best first) with the first place given to the sentence with the largest coverage among those
-    within `margin` of the best."""
-    if not scored:
-        return scored
-    near = [s for s in scored if s.score >= scored[0].score - margin]
-    first = max(near, key=lambda s: s.coverage)
-    if first.coverage <= scored[0].coverage:
-        return scored
-    return [first] + [s for s in scored if s is not first]
-
-
 class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
                  query_tokens: Callable[[str], np.ndarray] | None = None, reader: Reader | None = None):
@@ -191,7 +179,8 @@ class ExtractiveAnswerer:
                 out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
         if not same_language and self.config.cross_language_tie_margin > 0:
-            out = settle_near_tie(out, self.config.cross_language_tie_margin)
+            out = settle_near_tie(out, lambda s: s.score, lambda s: s.coverage,
+                                  self.config.cross_language_tie_margin)
         return out
 
     def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:

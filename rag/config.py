@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     # Any sentence-transformers name or local path uses that model instead.
     embedding_model: str = ""
     batch_size: int = 16
-    # How the model runs (rag/runtime/): openvino-int8 | openvino | onnx-int8 | onnx | torch; unset =
-    # openvino-int8 for the bundled model, torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
+    # How the model runs (rag/runtime/): openvino-int8 | openvino | onnx-int8 | onnx | torch; unset = openvino-int8
+    # for the bundled model, torch for any other. device: auto (CUDA when the runtime sees one) | cpu | cuda.
     runtime: Literal["openvino-int8", "openvino", "onnx-int8", "onnx", "torch"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     rerank_weight: float = 3.0
     rerank_coverage: float = 0.25
     # Of the passages within this of the best second-stage score, the one with most BM25 evidence goes first
-    # (HybridRetriever.settle_near_tie); 0 keeps the scores' order.
+    # (HybridRetriever.settle_tie_by_bm25); 0 keeps the scores' order.
     rerank_tie_margin: float = 0.05
     # None: by the index's token codec (LATE_WEIGHT_BY_CODEC).
     rerank_late_weight: float | None = None

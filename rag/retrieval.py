@@ -5,10 +5,11 @@ and a sentence-level second stage. Each returns ranked `Hit`s; `HybridRetriever`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.names import question_names, sentence_names
 from rag.store import IndexStore
 from rag.types import Hit
+
+T = TypeVar("T")
 
 
 class QueryEncoder(Protocol):
@@ -82,6 +85,20 @@ def coverage(terms: frozenset[str], weights: dict[str, float], total: float) -> 
     return sum(w for t, w in weights.items() if t in terms) / total
 
 
+def settle_near_tie(ranked: list[T], score: Callable[[T], float], evidence: Callable[[T], float],
+                    margin: float) -> list[T]:
+    """`ranked` (best `score` first) with the first place given to the item with the most `evidence` among those
+    within `margin` of the best score (the earliest of equals: the order stands on a tie); the rest keep their
+    order. For scores whose differences that small are noise, and evidence that is exact."""
+    if not ranked:
+        return ranked
+    near = [x for x in ranked if score(x) >= score(ranked[0]) - margin]
+    first = max(near, key=evidence)
+    if evidence(first) <= evidence(ranked[0]):
+        return ranked
+    return [first] + [x for x in ranked if x is not first]
+
+
 @dataclass
 class Ranked:
     """Rows of the index with scores, best first: the currency between retrievers before chunks are read."""
@@ -143,7 +160,7 @@ class HybridRetriever:
     each document, so the passages read are distinct documents. `same_language_lexical`: BM25's candidates
     count only when their passage is in the question's language (`same_language`); dense retrieval and late
     interaction match across languages, shared words do not. `tie_margin`: after the second stage, of the
-    passages within it of the best one's score, the one BM25 scored highest goes first (`settle_near_tie`).
+    passages within it of the best one's score, the one BM25 scored highest goes first (`settle_tie_by_bm25`).
     """
 
     name = "hybrid"
@@ -205,7 +222,8 @@ class HybridRetriever:
                     fused[row] += self.late_weight * max_sim(q, similarities=self.store.token_similarities(row, q)[0])
             order = sorted(head, key=lambda r: -fused[r]) + order[self.rerank_depth:]
             if self.tie_margin > 0:
-                order = self.settle_near_tie(order[:self.rerank_depth], fused, evidence) + order[self.rerank_depth:]
+                order = (self.settle_tie_by_bm25(order[:self.rerank_depth], fused, evidence)
+                         + order[self.rerank_depth:])
         if self.one_per_document:
             seen: set[str] = set()
             kept = []
@@ -217,8 +235,8 @@ class HybridRetriever:
         order = order[:k]
         return Ranked(order, [fused[r] for r in order]), evidence
 
-    def settle_near_tie(self, head: list[int], fused: dict[int, float],
-                        evidence: dict[int, dict[str, tuple[int, float]]]) -> list[int]:
+    def settle_tie_by_bm25(self, head: list[int], fused: dict[int, float],
+                           evidence: dict[int, dict[str, tuple[int, float]]]) -> list[int]:
         """`head` (best first) with the first place given to the passage with the highest BM25 score among those
         within `tie_margin` of the best. Scores that close are below what the model's vectors resolve: the same
         passage's second-stage score moves by 0.016 (median) / 0.040 (p90) between the openvino and openvino-int8
@@ -227,14 +245,8 @@ class HybridRetriever:
         with openvino-int8, margins 0.03 / 0.05 / 0.08 / 0.1: R@1 0.7474 -> 0.7500 / 0.7505 / 0.7469 / 0.7442
         (benchmarks/quality.py docstring, eleventh round). A question in another language has no BM25 evidence
         (`same_language`) and keeps its order."""
-        def lexical(row: int) -> float:
-            return evidence.get(row, {}).get("bm25", (0, 0.0))[1]
-
-        near = [r for r in head if fused[r] >= fused[head[0]] - self.tie_margin]
-        first = max(near, key=lexical)
-        if lexical(first) <= lexical(head[0]):
-            return head
-        return [first] + [r for r in head if r != first]
+        return settle_near_tie(head, fused.__getitem__, lambda row: evidence.get(row, {}).get("bm25", (0, 0.0))[1],
+                               self.tie_margin)
 
     def rank_each(self, question: str, k: int) -> list[Ranked]:
         """Each retriever's ranking. Over a store that allows it (`parallel_search`), BM25 runs in a second thread

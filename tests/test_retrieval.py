@@ -293,7 +293,7 @@ def shipped(assistant, tie_margin: float) -> HybridRetriever:
 @pytest.mark.parametrize("margin", [0.05, 1.0])
 def test_a_near_tie_at_the_top_goes_to_the_passage_bm25_scores_highest(assistant, margin):
     """Of the passages within `tie_margin` of the best second-stage score, the one with the highest BM25 score goes
-    first; the rest keep their order (HybridRetriever.settle_near_tie)."""
+    first; the rest keep their order (HybridRetriever.settle_tie_by_bm25)."""
     moved = 0
     for q in NEAR_TIE_QUESTIONS:
         plain, evidence = shipped(assistant, tie_margin=0.0).rank(q, 20)
