@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 RUNTIMES = ("openvino-int8", "openvino", "onnx-int8", "onnx", "torch")
 # The default is the fastest runtime within 0.005 of torch on the pooled dev set (benchmarks/quality.py --runtimes;
 # R@1, R@5, containment; shipped configuration): openvino-int8 -0.004 / -0.000 / +0.000, openvino -0.002 / +0.001 /
-# -0.002; onnx-int8 lost 0.011. openvino-int8 indexes about 1.25x faster than openvino. Its drift reordered near-tied
+# -0.002; onnx-int8 lost 0.011. openvino-int8 indexes 1.15-1.25x faster than openvino. Its drift reordered near-tied
 # passages and sentences of the bundled articles' questions until the retriever and the answerer settled near ties
 # by the question's own words (rag.retrieval.settle_near_tie).
 DEFAULT_RUNTIME = "openvino-int8"
