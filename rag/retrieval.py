@@ -92,11 +92,11 @@ def settle_near_tie(ranked: list[T], score: Callable[[T], float], evidence: Call
     order. For scores whose differences that small are noise, and evidence that is exact."""
     if not ranked:
         return ranked
-    near = [x for x in ranked if score(x) >= score(ranked[0]) - margin]
-    first = max(near, key=evidence)
-    if evidence(first) <= evidence(ranked[0]):
+    near = next((i for i, x in enumerate(ranked) if score(x) < score(ranked[0]) - margin), len(ranked))
+    i = max(range(near), key=lambda j: evidence(ranked[j]))
+    if evidence(ranked[i]) <= evidence(ranked[0]):
         return ranked
-    return [first] + [x for x in ranked if x is not first]
+    return [ranked[i]] + ranked[:i] + ranked[i + 1:]
 
 
 @dataclass
