@@ -15,7 +15,9 @@ from rag.store import IndexStore
 from rag.store.tokens import load_codec
 from rag.store.tokens.int8 import Int8Codec
 from rag.store.tokens.pq import PQCodec
-from rag.store.tokens.training import trained_codec
+from rag.onnx_export import ONNX_MANIFEST
+from rag.store.tokens import training
+from rag.store.tokens.training import graph_checksums, trained_codec
 
 QUESTIONS = ["متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "كم جندي للولايات المتحدة في العراق؟",
              "أين جرت الجولة الأولى من المناقشات بين الولايات المتحدة وإيران؟", "كم بلغ محصول القمح في المغرب؟",
@@ -64,6 +66,29 @@ def test_a_broken_codec_fails_the_same_threshold(embedder, real_tokens):
         good.centroids.shape))  # the right centroids, each slice given another slice's
     errors = [np.abs(broken.similarities(q, good.encode(p)) - q @ p.T).mean() for q in questions for p in passages]
     assert np.mean(errors) >= 0.04
+
+
+def test_a_graph_exported_again_gets_codecs_of_its_own(embedder, tmp_path, monkeypatch):
+    """The codec cache is keyed by the checksums of the graph and weights the runtime runs, not only by the
+    runtime's name: a graph rebuilt in place by another recipe once kept a codec trained on the old one's vectors
+    (its codes then agreed 53% with a retrained codec's, not 99%)."""
+    (tmp_path / "onnx").mkdir()
+    graph = tmp_path / "onnx" / "openvino_int8.xml"
+
+    def checksums(xml: str, weights: str) -> str:
+        files = {"openvino_int8.xml": {"sha256": xml * 64}, "openvino_int8.bin": {"sha256": weights * 64}}
+        (tmp_path / "onnx" / ONNX_MANIFEST).write_text(json.dumps({"files": files}))
+        return graph_checksums(graph)
+
+    first = checksums("a", "b")
+    assert checksums("a", "c") != first and checksums("d", "b") != first and checksums("a", "b") == first
+    # The real embedder's key reads the checksums of the graph it runs.
+    assert embedder.runtime_name != "torch"
+    key = training._key("pq", embedder)
+    assert graph_checksums(embedder.runtime.path) != graph_checksums(None)
+    original = training.graph_checksums
+    monkeypatch.setattr(training, "graph_checksums", lambda path: original(path) + "-rebuilt")
+    assert training._key("pq", embedder) != key
 
 
 def test_int8_codec_is_within_half_a_step(real_tokens):
