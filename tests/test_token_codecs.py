@@ -73,21 +73,23 @@ def test_a_graph_exported_again_gets_codecs_of_its_own(embedder, tmp_path, monke
     runtime's name: a graph rebuilt in place by another recipe once kept a codec trained on the old one's vectors
     (its codes then agreed 53% with a retrained codec's, not 99%)."""
     (tmp_path / "onnx").mkdir()
-    graph = tmp_path / "onnx" / "openvino_int8.xml"
 
-    def checksums(xml: str, weights: str) -> str:
-        files = {"openvino_int8.xml": {"sha256": xml * 64}, "openvino_int8.bin": {"sha256": weights * 64}}
+    def checksums(xml: str, weights: str, runtime: str = "openvino-int8") -> str:
+        files = {"openvino_int8.xml": {"sha256": xml * 64}, "openvino_int8.bin": {"sha256": weights * 64},
+                 "model.onnx": {"sha256": "e" * 64}}
         (tmp_path / "onnx" / ONNX_MANIFEST).write_text(json.dumps({"files": files}))
-        return graph_checksums(graph)
+        return graph_checksums(tmp_path, runtime)
 
     first = checksums("a", "b")
     assert checksums("a", "c") != first and checksums("d", "b") != first and checksums("a", "b") == first
-    # The real embedder's key reads the checksums of the graph it runs.
+    assert checksums("a", "b", "onnx") != first and checksums("a", "b", "onnx") == checksums("d", "c", "onnx")
+    # The real embedder's key reads the checksums of the graph it runs, from its export's manifest.
     assert embedder.runtime_name != "torch"
+    real = graph_checksums(Path(embedder.settings.model_dir).expanduser(), embedder.runtime_name)
+    assert len(real.split("-")) >= 4  # onnx-export-<format>-<graph>[-<weights>]: the checksums were found
     key = training._key("pq", embedder)
-    assert graph_checksums(embedder.runtime.path) != graph_checksums(None)
     original = training.graph_checksums
-    monkeypatch.setattr(training, "graph_checksums", lambda path: original(path) + "-rebuilt")
+    monkeypatch.setattr(training, "graph_checksums", lambda *args: original(*args) + "-rebuilt")
     assert training._key("pq", embedder) != key
 
 

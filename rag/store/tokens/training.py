@@ -49,23 +49,22 @@ def _key(name: str, embedder) -> str:
 
     export = ""
     if embedder.runtime_name != "torch":  # another export rounds the token vectors, so k-means moves
-        export = graph_checksums(getattr(embedder.runtime, "path", None))
+        export = graph_checksums(Path(embedder.settings.model_dir).expanduser(), embedder.runtime_name)
     h = hashlib.sha256(repr((TRAINING_VERSION, name, embedder.model_id, embedder.runtime_name, export)).encode())
     for p in sorted(BUNDLED_ARTICLES.glob("*")):
         h.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
-def graph_checksums(graph: Path | None) -> str:
-    """The export format and the checksums (from the export's manifest, rag/onnx_export.py) of the graph a runtime
-    runs and of its weights file: a graph exported again by another recipe gets codecs of its own, not the old
-    graph's, though the runtime and the format are the same."""
-    from rag.onnx_export import EXPORT_FORMAT, onnx_manifest
+def graph_checksums(model_dir: Path, runtime_name: str) -> str:
+    """The export format and the checksums of the graph `runtime_name` runs and of its weights file, read from the
+    export's manifest (rag/onnx_export.py; no model load, no hashing): a graph exported again by another recipe
+    gets codecs of its own, not the old graph's, though the runtime and the format are the same."""
+    from rag.onnx_export import EXPORT_FORMAT, onnx_file, onnx_manifest
+    from rag.openvino_export import GRAPHS
 
-    if graph is None:
-        return f"onnx-export-{EXPORT_FORMAT}"
-    graph = Path(graph)
-    files = (onnx_manifest(graph.parent.parent) or {}).get("files") or {}
+    graph = Path(GRAPHS.get(runtime_name) or onnx_file(runtime_name == "onnx-int8"))
+    files = (onnx_manifest(model_dir) or {}).get("files") or {}
     sums = [files.get(n, {}).get("sha256", "") for n in (graph.name, graph.with_suffix(".bin").name)]
     return f"onnx-export-{EXPORT_FORMAT}-" + "-".join(s[:16] for s in sums if s)
 
