@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from rag.errors import IndexIncompatible
+from rag.onnx_export import ONNX_MANIFEST
 from rag.retrieval import max_sim
 from rag.store import IndexStore
-from rag.store.tokens import load_codec
+from rag.store.tokens import load_codec, training
 from rag.store.tokens.int8 import Int8Codec
 from rag.store.tokens.pq import PQCodec
-from rag.onnx_export import ONNX_MANIFEST
-from rag.store.tokens import training
 from rag.store.tokens.training import graph_checksums, trained_codec
 
 QUESTIONS = ["متى تستأنف المحادثات بين العراق والولايات المتحدة؟", "كم جندي للولايات المتحدة في العراق؟",
