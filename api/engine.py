@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from rag.chain import Assistant, ensure_index, index_spec
 from rag.condense import condense
 from rag.config import Settings
+from rag.crosslingual import CrossLingualEncoder
 from rag.embeddings import Embedder
 from rag.feedback import FeedbackStore, database_path
 from rag.generate import chat_model_from_settings, condense_with_model
@@ -42,6 +43,8 @@ class Engine:
             from rag.reader import load_reader
 
             self.reader = load_reader(settings)
+        # and the cross-language model (rag/crosslingual.py), with the sentence vectors it has cached
+        self.cross_lingual = CrossLingualEncoder() if settings.cross_lingual else None
         self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
         path = database_path(settings)
@@ -78,7 +81,8 @@ class Engine:
             return report
 
     def _new_assistant(self) -> Assistant:
-        return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model, reader=self.reader)
+        return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model, reader=self.reader,
+                         cross_lingual=self.cross_lingual)
 
     def standalone(self, message: str, session_id: str) -> str:
         """The message made standalone, given the turns of its session."""

@@ -28,6 +28,7 @@ from rag import limit_numpy_blas
 from rag.answer import AnswerConfig, ExtractiveAnswerer
 from rag.chunking import ChunkingConfig
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
+from rag.crosslingual import CrossLingualEncoder
 from rag.embeddings import Embedder
 from rag.errors import IndexMissing, InvalidInput
 from rag.retrieval import HybridRetriever
@@ -131,10 +132,11 @@ class Assistant:
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
                  store: IndexStore | None = None, chat_model: BaseChatModel | None = None,
-                 reader: Reader | None = None):
+                 reader: Reader | None = None, cross_lingual: CrossLingualEncoder | None = None):
         """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
-        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`: the extractive reader to share
-        (a server keeps one across index versions); by default loaded when RAG_READER is on."""
+        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`, `cross_lingual`: the extractive
+        reader and the cross-language model to share (a server keeps them across index versions); by default
+        made here when RAG_READER / RAG_CROSS_LINGUAL is on."""
         limit_numpy_blas()  # before the first product: its threads would spin on the model's cores
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
@@ -142,6 +144,8 @@ class Assistant:
                                                               runtime=self.embedder.runtime_name)
         self.encode_query = QueryEncoder(self.embedder)
         s = self.settings
+        if cross_lingual is None and s.cross_lingual:
+            cross_lingual = CrossLingualEncoder()  # its model loads on the first question in another language
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
@@ -153,7 +157,7 @@ class Assistant:
             reader = load_reader(s)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
-            query_tokens=self.encode_query.tokens, reader=reader)
+            query_tokens=self.encode_query.tokens, reader=reader, cross_lingual=cross_lingual)
         self.chat_model = chat_model
         if chat_model is None and (s.llm_model or s.llm_base_url):
             from rag.generate import chat_model_from_settings

@@ -180,6 +180,22 @@ def test_add_answer_and_delete_an_article(any_store_copy, embedder):
         assert c.get("/health").json()["documents"] == 6
 
 
+def test_an_english_question_finds_an_article_just_added_and_every_version_shares_one_cross_language_model(
+        index_copy, embedder):
+    with running(index_copy, embedder) as c:
+        engine = c.app.state.loader.engine
+        shared = engine.cross_lingual
+        before = engine.assistant
+        assert shared is not None and before.extractive.cross_lingual is shared
+        assert c.post("/documents", json=WHEAT).status_code == 201
+        answer = c.post("/ask", json={"question": "How big was Morocco's wheat harvest this season?"}).json()
+        assert not answer["abstained"] and answer["citations"][0]["doc_id"] == "wheat_2024"
+        assert "سبعة ملايين طن" in answer["citations"][0]["quote"]
+        new = engine.assistant
+        assert new is not before and new.extractive.cross_lingual is shared
+        assert shared._model is not None  # loaded by that question, once for every version
+
+
 def test_a_version_written_by_another_process_is_picked_up(any_store_copy, embedder, tmp_path):
     from rag.chain import build_index
 

@@ -1,0 +1,79 @@
+"""What the cross-language model (rag/crosslingual.py) costs a question: `Assistant.ask` over the pooled eval
+index with RAG_CROSS_LINGUAL on against off, in the same run, rounds alternating (the machine is shared: only the
+ratios travel). English questions (../shared/eval/crosslingual_en) read it, for their abstention (the sentences
+of the 5 passages read); Arabic ones must not pay for it.
+"cold": a new encoder each round, so no sentence vector is cached (a server's first questions); "warm": the same
+questions again through that encoder, every vector cached (the bound on what its cache saves). The question's e5
+vector is cached in every case, so the figures are retrieval + answer.
+
+    .venv/bin/python benchmarks/crosslingual_latency.py [--questions 60] [--repeats 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
+from rag.crosslingual import CrossLingualEncoder  # noqa: E402
+from rag.embeddings import Embedder  # noqa: E402
+from rag.evaluate import load_questions, prepare  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+def per_question_ms(assistant, questions: list[str], encoder: CrossLingualEncoder | None) -> float:
+    assistant.extractive.cross_lingual = encoder
+    t0 = time.perf_counter()
+    for q in questions:
+        assistant.ask(q)
+    return (time.perf_counter() - t0) * 1000 / len(questions)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=int, default=60, help="per language and round")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    settings = get_settings()
+    corpus = [EVAL / "arcd" / "corpus.jsonl", EVAL / "mlqa_ar_dev" / "corpus.jsonl", BUNDLED_ARTICLES]
+    assistant = prepare(corpus, settings, Embedder(settings))
+    english = [json.loads(line)["question"] for line in (EVAL / "crosslingual_en" / "questions.jsonl")
+               .read_text(encoding="utf-8").splitlines() if line.strip()]
+    arabic = [q.question for q in load_questions(EVAL / "arcd" / "questions.jsonl")]
+    assistant.encode_query.size = 10**6
+    n = args.questions
+    rounds = {lang: [qs[i * n:(i + 1) * n] for i in range(args.repeats)] for lang, qs in
+              (("en", english), ("ar", arabic))}
+    assistant.encode_query.prime([q for rs in rounds.values() for r in rs for q in r])
+    warm_encoder = CrossLingualEncoder()
+    warm_encoder.model.encode(["warm-up"])  # its load is not a question's cost
+    times: dict[str, list[float]] = {}
+    for i in range(args.repeats):
+        for lang, rs in rounds.items():
+            cold = CrossLingualEncoder()
+            cold._model = warm_encoder.model
+            times.setdefault(f"{lang} off", []).append(per_question_ms(assistant, rs[i], None))
+            times.setdefault(f"{lang} cold", []).append(per_question_ms(assistant, rs[i], cold))
+            times.setdefault(f"{lang} warm", []).append(per_question_ms(assistant, rs[i], cold))  # its cache is filled
+    medians = {k: round(statistics.median(v), 1) for k, v in times.items()}
+    report = {"ms_per_question": medians,
+              "ratio_to_off": {k: round(v / medians[k.split()[0] + " off"], 2) for k, v in medians.items()},
+              "questions_per_round": n, "repeats": args.repeats}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for k, v in medians.items():
+        print(f"{k:8} {v:7.1f} ms a question  x{report['ratio_to_off'][k]:.2f} of off")
+
+
+if __name__ == "__main__":
+    main()
