@@ -1,7 +1,8 @@
 """What the cross-language model (rag/crosslingual.py) costs a question: `Assistant.ask` over the pooled eval
 index with RAG_CROSS_LINGUAL on against off, in the same run, rounds alternating (the machine is shared: only the
-ratios travel). English questions (../shared/eval/crosslingual_en) read it, for their abstention (the sentences
-of the 5 passages read); Arabic ones must not pay for it.
+ratios travel). English questions (../shared/eval/crosslingual_en) read it (the sentences of the second stage's 20
+passages, unless they hold a name of the question, and those of the 5 passages read, for the abstention); Arabic
+ones must not pay for it.
 "cold": a new encoder each round, so no sentence vector is cached (a server's first questions); "warm": the same
 questions again through that encoder, every vector cached (the bound on what its cache saves). The question's e5
 vector is cached in every case, so the figures are retrieval + answer.
@@ -30,7 +31,7 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 def per_question_ms(assistant, questions: list[str], encoder: CrossLingualEncoder | None) -> float:
-    assistant.extractive.cross_lingual = encoder
+    assistant.hybrid.cross_lingual = assistant.extractive.cross_lingual = encoder
     t0 = time.perf_counter()
     for q in questions:
         assistant.ask(q)

@@ -21,7 +21,7 @@ from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.crosslingual import CrossLingualEncoder
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
-from rag.retrieval import coverage, max_sim, sentence_terms, settle_near_tie, term_weights
+from rag.retrieval import coverage, max_sim, names_shared, sentence_terms, settle_near_tie, term_weights
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
                               word_matches)
 from rag.span_scorer import SpanScorer, candidates, learned_span_scorer, word_means, word_rarity
@@ -61,8 +61,8 @@ _HAS_NUMBER = re.compile(
 # passages' sentences to the question by the cross-language model (`crosslingual_top`, rag/crosslingual.py). Its
 # bias is set so that English questions are answered as often as the same questions asked in Arabic (87.2% on
 # the 304 pairs): on this dev data no feature of the answerer separates English answerable from unanswerable
-# questions well enough to also refuse 90% of the negatives at that rate (65.1% with `crosslingual_top`, 63.5%
-# held out, 5-fold; 57.2% without: benchmarks/quality.py docstring, seventh and thirteenth rounds).
+# questions well enough to also refuse 90% of the negatives at that rate (63.2% with `crosslingual_top`, also
+# 5-fold; 57.2% without: benchmarks/quality.py docstring, seventh and thirteenth rounds).
 # same_language and cross_language_e5 were last fitted over the pq index with its own late-interaction weight
 # (rag.chain.LATE_WEIGHT_BY_CODEC; eighth round): late interaction through pq codes runs on a narrower scale than
 # int8's, hence the larger `late`; cross_language over the same index with openvino-int8 (thirteenth round).
@@ -72,7 +72,7 @@ CROSS_LANGUAGE_FEATURES = ("late_top", "coverage", "crosslingual_top")
 CONFIDENCE_MODELS = {
     "same_language": {"bias": -67.86, "cos": 51.608, "coverage": 2.48, "late": 30.772, "passage_coverage": 2.316,
                       "dense_top": -1.73, "dense_margin": 2.343, "bm25_top": -3.044, "bm25_margin": 1.434},
-    "cross_language": {"bias": -40.798, "late_top": 50.274, "coverage": 1.149, "crosslingual_top": 9.853},
+    "cross_language": {"bias": -41.232, "late_top": 50.639, "coverage": 1.306, "crosslingual_top": 9.932},
     # Without the cross-language model (RAG_CROSS_LINGUAL=false): the fit before it (eighth round).
     "cross_language_e5": {"bias": -50.483, "late_top": 67.193, "coverage": 1.521},
 }
@@ -94,6 +94,10 @@ class AnswerConfig:
     # English dev questions with openvino-int8: c@400 0.4934 either way, negatives refused 0.5658 -> 0.5724
     # (benchmarks/quality.py docstring, eleventh round).
     cross_language_tie_margin: float = 0.005
+    # ... + this x its similarity by the model trained across languages (rag/crosslingual.py) unless a sentence read
+    # holds a name of the question, which that model does not see (rag.retrieval.names_shared; benchmarks/quality.py
+    # docstring, thirteenth round).
+    cross_lingual_weight: float = 0.1
     type_weight: float = 0.03
     rank_weight: float = 0.02
     # A second sentence joins only when nearly as good as the best, or, with a wider margin, when it is the best
@@ -164,6 +168,7 @@ class ExtractiveAnswerer:
         q_tokens = self.query_tokens(question) if late else None
         seen: set[tuple[str, int, int]] = set()
         out: list[ScoredSentence] = []
+        across = self.across(question, hits) if not same_language else {}
         for hit in hits:
             vectors = self.store.chunk_sentence_vectors(hit.row)
             cosines = vectors @ query_vector.astype(np.float32)
@@ -185,6 +190,7 @@ class ExtractiveAnswerer:
                     inside = (token_spans[:, 1] > span.start) & (token_spans[:, 0] < span.end)
                     match = max_sim(q_tokens, similarities=similarities[:, inside])
                     score += self.config.late_weight * match
+                score += self.config.cross_lingual_weight * across.get(key, 0.0)
                 out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
         if not same_language and self.config.cross_language_tie_margin > 0:
@@ -192,14 +198,21 @@ class ExtractiveAnswerer:
                                   self.config.cross_language_tie_margin)
         return out
 
-    def crosslingual_top(self, question: str, hits: list[Hit]) -> float:
-        """The best similarity across languages (rag/crosslingual.py) of the passages' sentences to a question in
-        another language; 0 for an Arabic one, or without the model."""
+    def similarities(self, question: str, hits: list[Hit]) -> dict[tuple[str, int, int], float]:
+        """(document, start, end) -> the sentence's similarity to a question in another language by the model
+        trained across languages (rag/crosslingual.py); empty for an Arabic question, or without the model."""
         if self.cross_lingual is None or detect_language(question) == "ar" or not hits:
-            return 0.0
-        spans = dict.fromkeys((h.chunk.doc_id, s.start, s.end) for h in hits for s in h.chunk.sentences)
+            return {}
+        spans = list(dict.fromkeys((h.chunk.doc_id, s.start, s.end) for h in hits for s in h.chunk.sentences))
         texts = [self.store.document(d).text[a:b] for d, a, b in spans]
-        return float(self.cross_lingual.similarities(question, texts).max()) if texts else 0.0
+        return dict(zip(spans, map(float, self.cross_lingual.similarities(question, texts))))
+
+    def across(self, question: str, hits: list[Hit]) -> dict[tuple[str, int, int], float]:
+        """The similarities the sentence scores add: none when a sentence read holds a name of the question."""
+        if not self.config.cross_lingual_weight or self.cross_lingual is None:
+            return {}
+        texts = [self.store.document(h.chunk.doc_id).text[s.start:s.end] for h in hits for s in h.chunk.sentences]
+        return {} if names_shared(question, texts) else self.similarities(question, hits)
 
     def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:
         """What the confidence models read (CONFIDENCE_FEATURES, CROSS_LANGUAGE_FEATURES), from the best sentence
@@ -214,7 +227,7 @@ class ExtractiveAnswerer:
                 "dense_top": dense[0], "dense_margin": dense[0] - dense[1],
                 "bm25_top": bm25[0] / total, "bm25_margin": (bm25[0] - bm25[1]) / bm25[0] if bm25[0] > 0 else 0.0,
                 "late_top": self.late_top(question, hits),
-                "crosslingual_top": self.crosslingual_top(question, hits)}
+                "crosslingual_top": max(self.similarities(question, hits).values(), default=0.0)}
 
     def late_top(self, question: str, hits: list[Hit]) -> float:
         """The best late interaction (rag.retrieval.max_sim) of the question's tokens over the passages read; 0

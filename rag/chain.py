@@ -150,7 +150,7 @@ class Assistant:
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
                                       late_weight=late_weight(s, self.store), one_per_document=s.one_per_document,
-                                      tie_margin=s.rerank_tie_margin)
+                                      tie_margin=s.rerank_tie_margin, cross_lingual=cross_lingual)
         if reader is None and s.reader:  # its graph loads on the first question that needs it (another language)
             from rag.reader import load_reader
 

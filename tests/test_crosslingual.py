@@ -7,6 +7,7 @@ import pytest
 
 from rag.answer import AnswerConfig, ExtractiveAnswerer
 from rag.crosslingual import CrossLingualEncoder
+from rag.retrieval import HybridRetriever, names_shared
 
 TROOPS = "وللولايات المتحدة 2500 جندي في العراق."
 UNRELATED = "ارتفعت أسعار الذهب في الأسواق العالمية يوم الجمعة."
@@ -60,11 +61,52 @@ def test_an_english_questions_abstention_reads_it_and_an_arabic_one_never_loads_
     sentences = [assistant.store.document(h.chunk.doc_id).text[s.start:s.end] for h in hits for s in h.chunk.sentences]
     assert top == pytest.approx(float(fresh.similarities(q, sentences).max()))
     assert 0.3 < top < 1  # the passages read hold the sentence on the 2,500 troops
-    # the sentences' scores and order do not depend on it
+    # the question names Iraq and the United States, which the sentences hold: their scores do not read it
+    assert names_shared(q, sentences)
     plain = answerer_with(assistant, None)
     assert [(s.hit.row, s.span, s.score) for s in plain.score_sentences(q, assistant.encode_query(q), hits)] == \
         [(s.hit.row, s.span, s.score) for s in answerer.score_sentences(q, assistant.encode_query(q), hits)]
     assert plain.features(q, best, hits)["crosslingual_top"] == 0.0
+
+
+NAMELESS = "How many soldiers does the coalition have in the country?"  # no capitalised name: nothing to share
+
+
+def test_a_question_without_shared_names_is_also_ranked_by_it(assistant):
+    fresh = CrossLingualEncoder()
+    plain = HybridRetriever(assistant.store, assistant.encode_query, late_weight=assistant.hybrid.late_weight)
+    across = HybridRetriever(assistant.store, assistant.encode_query, late_weight=assistant.hybrid.late_weight,
+                             cross_lingual=fresh, cross_lingual_weight=2.0)
+    before = {h.row: h.score for h in plain.search(NAMELESS, 20)}
+    after = {h.row: h.score for h in across.search(NAMELESS, 20)}
+    rows = list(before)
+    best = dict(zip(rows, across.cross_lingual_best(NAMELESS, rows)))
+    assert set(after) == set(before) and any(b > 0.2 for b in best.values())
+    for row in rows:
+        assert after[row] == pytest.approx(before[row] + 2.0 * best[row], abs=1e-6)
+    hits = plain.search(NAMELESS, 5)
+    on = ExtractiveAnswerer(assistant.store, AnswerConfig(cross_lingual_weight=0.1),
+                            query_tokens=assistant.encode_query.tokens, cross_lingual=fresh)
+    off = ExtractiveAnswerer(assistant.store, AnswerConfig(cross_lingual_weight=0.0),
+                             query_tokens=assistant.encode_query.tokens, cross_lingual=fresh)
+    similarity = on.similarities(NAMELESS, hits)
+    scored = {(s.hit.chunk.doc_id, s.span.start, s.span.end): s.score
+              for s in off.score_sentences(NAMELESS, assistant.encode_query(NAMELESS), hits)}
+    for s in on.score_sentences(NAMELESS, assistant.encode_query(NAMELESS), hits):
+        key = (s.hit.chunk.doc_id, s.span.start, s.span.end)
+        assert s.score == pytest.approx(scored[key] + 0.1 * similarity[key], abs=1e-6)
+
+
+def test_a_question_whose_names_the_passages_hold_is_ranked_without_it(assistant):
+    """It sees topics, not names: for this question it scores a sentence on Iran's enrichment far above the one
+    naming the commander, and the name keys (Quds = القدس) decide instead."""
+    q = "Who commands Iran's Quds Force?"
+    plain = HybridRetriever(assistant.store, assistant.encode_query, late_weight=assistant.hybrid.late_weight)
+    across = HybridRetriever(assistant.store, assistant.encode_query, late_weight=assistant.hybrid.late_weight,
+                             cross_lingual=CrossLingualEncoder(), cross_lingual_weight=2.0)
+    head = [h.row for h in plain.search(q, 20)]
+    assert across.cross_lingual_best(q, head) == [0.0] * len(head)
+    assert [(h.row, h.score) for h in across.search(q, 10)] == [(h.row, h.score) for h in plain.search(q, 10)]
 
 
 def test_the_english_confidence_model_follows_the_setting(assistant, bundled_index, embedder):
