@@ -2,6 +2,7 @@
 
     question -> query vector (e5, "query: "; the runtime of rag/runtime/)
              -> HybridRetriever: FAISS + BM25, scores fused              (as a LangChain BaseRetriever: rag/runnables.py)
+                then the first 20 re-scored (sentences, late interaction; another language: rag/crosslingual.py)
              -> ExtractiveAnswerer: best-supporting sentences, each cited  (a LangChain runnable step there)
                 or GenerativeAnswerer: a chat model writes from the numbered passages; each citation
                 checked against its passages, the extractive answer as fallback (rag/generate.py)

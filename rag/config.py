@@ -78,10 +78,11 @@ class Settings(BaseSettings):
     # The extractive reader (rag/reader.py): the bundled model fitted to find the answer's words in a passage,
     # built from it on first use. reader_runtime: onnx-int8 | onnx (the graph it runs). False: sentence scores only.
     reader: bool = True
-    # A question in another language than Arabic: its passages and sentences also scored by a model trained across
-    # languages (rag/crosslingual.py, USE multilingual), loaded on the first such question. False: e5 alone.
-    cross_lingual: bool = True
     reader_runtime: Literal["onnx-int8", "onnx"] = "onnx-int8"
+    # A question in another language than Arabic is also scored by a model trained across languages
+    # (rag/crosslingual.py, USE multilingual; loaded on the first such question): its abstention always, its second
+    # stage and sentences when none of the sentences read holds one of its names. False: e5's evidence alone.
+    cross_lingual: bool = True
     # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
     abstain_threshold: float = 0.5
 
