@@ -45,6 +45,8 @@ class Engine:
             self.reader = load_reader(settings)
         # and the cross-language model (rag/crosslingual.py), with the sentence vectors it has cached
         self.cross_lingual = CrossLingualEncoder() if settings.cross_lingual else None
+        if self.cross_lingual is not None:
+            self.cross_lingual.warm()
         self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
         path = database_path(settings)

@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     reader: bool = True
     reader_runtime: Literal["onnx-int8", "onnx"] = "onnx-int8"
     # A question in another language than Arabic is also scored by a model trained across languages
-    # (rag/crosslingual.py, USE multilingual; loaded on the first such question): its abstention always, its second
-    # stage and sentences when none of the sentences read holds one of its names. False: e5's evidence alone.
+    # (rag/crosslingual.py, USE multilingual; loaded when a server starts, else by the first such question): its
+    # abstention always, its second stage and sentences when none of the sentences read holds one of its names.
+    # False: e5's evidence alone.
     cross_lingual: bool = True
     # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
     abstain_threshold: float = 0.5

@@ -50,6 +50,10 @@ class CrossLingualEncoder:
                 self._model = USE(threads=1)
             return self._model
 
+    def warm(self) -> None:
+        """Load the model now (about 1 s) and run it once, so that no question waits for it (a server's start)."""
+        self.model.encode(["warm-up"])
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (512) of `texts`, one row each, from the cache where it has them."""
         out: list[np.ndarray | None] = [None] * len(texts)
