@@ -18,7 +18,8 @@ resume?" the talks beginning in January outscore their resuming on Sunday. So it
 (benchmarks/quality.py docstring, thirteenth round).
 
 It reads only what the question has already retrieved, at query time: the index does not change, and an Arabic
-question never loads it. Sentence vectors are kept in an LRU (a server shares one encoder across index versions).
+question never loads it (a server loads it at start, `warm`). Sentence vectors are kept in an LRU (a server shares
+one encoder across index versions).
 """
 
 from __future__ import annotations
