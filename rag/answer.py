@@ -198,21 +198,25 @@ class ExtractiveAnswerer:
                                   self.config.cross_language_tie_margin)
         return out
 
+    def sentences_read(self, hits: list[Hit]) -> dict[tuple[str, int, int], str]:
+        """(document, start, end) -> the text of each sentence of the passages read."""
+        return {(h.chunk.doc_id, s.start, s.end): self.store.document(h.chunk.doc_id).text[s.start:s.end]
+                for h in hits for s in h.chunk.sentences}
+
     def similarities(self, question: str, hits: list[Hit]) -> dict[tuple[str, int, int], float]:
         """(document, start, end) -> the sentence's similarity to a question in another language by the model
         trained across languages (rag/crosslingual.py); empty for an Arabic question, or without the model."""
         if self.cross_lingual is None or detect_language(question) == "ar" or not hits:
             return {}
-        spans = list(dict.fromkeys((h.chunk.doc_id, s.start, s.end) for h in hits for s in h.chunk.sentences))
-        texts = [self.store.document(d).text[a:b] for d, a, b in spans]
-        return dict(zip(spans, map(float, self.cross_lingual.similarities(question, texts))))
+        read = self.sentences_read(hits)
+        return dict(zip(read, map(float, self.cross_lingual.similarities(question, list(read.values())))))
 
     def across(self, question: str, hits: list[Hit]) -> dict[tuple[str, int, int], float]:
         """The similarities the sentence scores add: none when a sentence read holds a name of the question."""
         if not self.config.cross_lingual_weight or self.cross_lingual is None:
             return {}
-        texts = [self.store.document(h.chunk.doc_id).text[s.start:s.end] for h in hits for s in h.chunk.sentences]
-        return {} if names_shared(question, texts) else self.similarities(question, hits)
+        return {} if names_shared(question, list(self.sentences_read(hits).values())) else \
+            self.similarities(question, hits)
 
     def features(self, question: str, best: ScoredSentence, hits: list[Hit]) -> dict[str, float]:
         """What the confidence models read (CONFIDENCE_FEATURES, CROSS_LANGUAGE_FEATURES), from the best sentence
