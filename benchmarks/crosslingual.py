@@ -1,6 +1,6 @@
 """How much lower e5 scores an English question than its Arabic original against the same Arabic corpus.
 
-The drop is why English questions have their own abstention model (rag/answer.py, CONFIDENCE_MODELS
+The drop is why English questions have their own abstention model (rag/confidence.py, CONFIDENCE_MODELS
 ["cross_language"], fitted on English questions by benchmarks/quality.py; until issue 17 the Arabic model was
 shifted by this drop). The English lines are our translations of dev questions from ../shared/eval and of two
 questions about the bundled articles.

@@ -1,5 +1,5 @@
 """Quality on ../shared/eval, in one run: the plain recipe of issue 5, then each lever kept (cumulatively), the
-last row being the shipped configuration. Also fits the abstention model (rag/answer.py, CONFIDENCE_MODELS).
+last row being the shipped configuration. Also fits the abstention model (rag/confidence.py, CONFIDENCE_MODELS).
 
     .venv/bin/python benchmarks/quality.py [--limit N] [--json]
     .venv/bin/python benchmarks/quality.py --runtimes torch onnx onnx-int8   # the shipped rows per runtime
@@ -504,11 +504,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import (CONFIDENCE_FEATURES, CONFIDENCE_MODELS, CROSS_LANGUAGE_FEATURES, AnswerConfig,  # noqa: E402
-                        ExtractiveAnswerer)
+from rag.answer import AnswerConfig, ExtractiveAnswerer  # noqa: E402
 from rag.arabic import STOPWORDS, answer_contains, normalize  # noqa: E402
 from rag.chain import Assistant, build_index, late_weight  # noqa: E402
 from rag.config import BUNDLED_ARTICLES, get_settings  # noqa: E402
+from rag.confidence import CONFIDENCE_FEATURES, CONFIDENCE_MODELS, CROSS_LANGUAGE_FEATURES  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
 from rag.crosslingual import CrossLingualEncoder  # noqa: E402
 from rag.evaluate import MAX_ANSWER_CHARS, EvalQuestion, exact_match, load_questions, prepare, token_f1  # noqa: E402
@@ -782,7 +782,7 @@ def probabilities(x: np.ndarray, weights: dict[str, float], names: tuple[str, ..
 
 
 def fit_cross_language(pos: dict[str, np.ndarray], neg: dict[str, np.ndarray], answered: float) -> dict:
-    """The cross-language model (rag/answer.py): a logistic fit of the English questions' CROSS_LANGUAGE_FEATURES
+    """The cross-language model (rag/confidence.py): a logistic fit of the English questions' CROSS_LANGUAGE_FEATURES
     (answerable over the pooled corpus vs asked of the other set's corpus), its bias then moved so that a share
     `answered` of the answerable ones is answered (the rate of the same questions asked in Arabic). Reported
     held out: fitted on one set's English questions (bias set on them), scored on the other's; and 5-fold."""
@@ -1036,7 +1036,7 @@ def main() -> None:
                 str(t): {"answered": round(float((p_pos >= t).mean()), 4), "refused": round(float((p_neg < t).mean()), 4),
                          "containment": round(float((hit & (p_pos >= t)).mean()), 4)}
                 for t in (0.2, 0.3, 0.4, 0.5, 0.6)}
-            # The row measures the model just fitted (rag/answer.py should hold the same weights).
+            # The row measures the model just fitted (rag/confidence.py should hold the same weights).
             CONFIDENCE_MODELS["same_language"] = fitted
             per_set = {n: run_questions(a, hybrid, answerer, qs, k) for n, qs in questions.items()}
             negs = {}
@@ -1085,7 +1085,7 @@ def main() -> None:
     if ab:
         print(f"abstention model fitted on {ab['positives']} answerable / {ab['negatives']} negative questions: "
               f"{json.dumps(ab['fitted'])}")
-        print(f"  same as rag/answer.py CONFIDENCE_MODELS['same_language']: {ab['shipped_equals_fitted']}")
+        print(f"  same as rag/confidence.py CONFIDENCE_MODELS['same_language']: {ab['shipped_equals_fitted']}")
         print(f"  5-fold cross-validated at the same threshold: answered {ab['cross_validated_5fold']['answered']:.3f}, "
               f"refused {ab['cross_validated_5fold']['refused']:.3f}")
         print(f"  similarity-only refit (base of the cross-language model): "
@@ -1100,7 +1100,7 @@ def main() -> None:
     cl = report.get("cross_language")
     if cl:
         print(f"cross-language model fitted on the English questions: {json.dumps(cl['fitted'])} (bias set to answer "
-              f"{cl['answered_target']:.3f}, the same questions' rate in Arabic); same as rag/answer.py: "
+              f"{cl['answered_target']:.3f}, the same questions' rate in Arabic); same as rag/confidence.py: "
               f"{cl['shipped_equals_fitted']}")
         print("  answered / refused: " + ", ".join(f"{key} {cl[key]['answered']:.3f} / {cl[key]['refused']:.3f}"
                                                   for key in ("in_sample", "arcd->mlqa", "mlqa->arcd", "5-fold")))

@@ -10,7 +10,6 @@ that the answer is there (a logistic model over the best sentence and the retrie
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
+from rag.confidence import CONFIDENCE_MODELS, probability
 from rag.crosslingual import CrossLingualEncoder
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
@@ -47,35 +47,6 @@ _HAS_NUMBER = re.compile(
     r"الأحد|الاثنين|الإثنين|الثلاثاء|الأربعاء|الخميس|الجمعة|السبت"
 )
 
-
-# Logistic models of "the answer is in what was retrieved", fitted by benchmarks/quality.py on ../shared/eval:
-# answerable questions against the pooled corpus vs the same questions asked of the other set's corpus.
-# Arabic questions read every feature of CONFIDENCE_FEATURES (see `ExtractiveAnswerer.features`): the best
-# sentence's similarity, share of the question's rare terms and late interaction (token-level match), that
-# share over its whole passage, the best passage cosine and its lead over the next passage, the best BM25
-# score per unit of question IDF and its lead. A question in another language shares few terms with Arabic
-# articles and its e5 similarities run lower and flatter, so it has its own model (CROSS_LANGUAGE_FEATURES),
-# fitted on the English translations of dev questions (../shared/eval/crosslingual_en) against the same
-# questions asked of the other set's corpus: the best late interaction over the passages read (`late_top`) and
-# the share of the question's terms and names (rag.names) the best sentence holds, and the best similarity of the
-# passages' sentences to the question by the cross-language model (`crosslingual_top`, rag/crosslingual.py). Its
-# bias is set so that English questions are answered as often as the same questions asked in Arabic (87.2% on
-# the 304 pairs): on this dev data no feature of the answerer separates English answerable from unanswerable
-# questions well enough to also refuse 90% of the negatives at that rate (63.2% with `crosslingual_top`, also
-# 5-fold; 57.2% without: benchmarks/quality.py docstring, seventh and thirteenth rounds).
-# same_language and cross_language_e5 were last fitted over the pq index with its own late-interaction weight
-# (rag.chain.LATE_WEIGHT_BY_CODEC; eighth round): late interaction through pq codes runs on a narrower scale than
-# int8's, hence the larger `late`; cross_language over the same index with openvino-int8 (thirteenth round).
-CONFIDENCE_FEATURES = ("cos", "coverage", "late", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
-                       "bm25_margin")
-CROSS_LANGUAGE_FEATURES = ("late_top", "coverage", "crosslingual_top")
-CONFIDENCE_MODELS = {
-    "same_language": {"bias": -67.86, "cos": 51.608, "coverage": 2.48, "late": 30.772, "passage_coverage": 2.316,
-                      "dense_top": -1.73, "dense_margin": 2.343, "bm25_top": -3.044, "bm25_margin": 1.434},
-    "cross_language": {"bias": -41.232, "late_top": 50.639, "coverage": 1.306, "crosslingual_top": 9.932},
-    # Without the cross-language model (RAG_CROSS_LINGUAL=false): the fit before it (eighth round).
-    "cross_language_e5": {"bias": -50.483, "late_top": 67.193, "coverage": 1.521},
-}
 
 
 @dataclass(frozen=True)
@@ -243,10 +214,8 @@ class ExtractiveAnswerer:
 
     def confidence(self, question: str, best: ScoredSentence, hits: list[Hit], question_language: str) -> float:
         """Probability that the answer is in what was retrieved (see CONFIDENCE_MODELS)."""
-        x = self.features(question, best, hits)
-        w = CONFIDENCE_MODELS[self.confidence_model(question_language)]
-        z = w["bias"] + sum(weight * x[name] for name, weight in w.items() if name != "bias")
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        return probability(CONFIDENCE_MODELS[self.confidence_model(question_language)],
+                           self.features(question, best, hits))
 
     def confidence_model(self, question_language: str) -> str:
         if question_language == "ar":

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from rag.answer import CONFIDENCE_FEATURES, CROSS_LANGUAGE_FEATURES, AnswerConfig, ExtractiveAnswerer
+from rag.answer import AnswerConfig, ExtractiveAnswerer
+from rag.confidence import CONFIDENCE_FEATURES, CROSS_LANGUAGE_FEATURES
 from rag.arabic import tokenize
 from rag.retrieval import HybridRetriever, idf, max_sim
 
