@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
-# The test tools come apart from `make ask`: they include llama-cpp-python, which compiles for ~10 minutes.
+# The test tools come apart from `make ask` (Playwright, schemathesis, Ray, Milvus Lite, llama.cpp's server).
 # The resolver may move langchain-core back while installing them, hence the --no-deps step again.
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,distributed]'

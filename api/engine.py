@@ -26,6 +26,7 @@ from rag.generate import chat_model_from_settings, condense_with_model
 from rag.indexer import IndexReport, change_documents
 from rag.sessions import SessionStore, Turn
 from rag.store.base import backend_for
+from rag.translate import translator_from_settings
 from rag.types import Answer, Document
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class Engine:
         self.cross_lingual = CrossLingualEncoder() if settings.cross_lingual else None
         if self.cross_lingual is not None:
             self.cross_lingual.warm()
+        # and the question translator (rag/translate.py), with its cache
+        self.translator = translator_from_settings(settings)
+        if self.translator is not None:
+            self.translator.warm()
         self._assistant = self._new_assistant()
         self._write_lock = threading.Lock()
         path = database_path(settings)
@@ -84,7 +89,7 @@ class Engine:
 
     def _new_assistant(self) -> Assistant:
         return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model, reader=self.reader,
-                         cross_lingual=self.cross_lingual)
+                         cross_lingual=self.cross_lingual, translator=self.translator)
 
     def standalone(self, message: str, session_id: str) -> str:
         """The message made standalone, given the turns of its session."""

@@ -69,6 +69,8 @@ class AnswerConfig:
     # holds a name of the question, which that model does not see (rag.retrieval.names_shared; benchmarks/quality.py
     # docstring, thirteenth round).
     cross_lingual_weight: float = 0.1
+    # ... + this x the share of its Arabic wording's terms (rag/translate.py) the sentence holds.
+    translated_lexical_weight: float = 0.05
     type_weight: float = 0.03
     rank_weight: float = 0.02
     # A second sentence joins only when nearly as good as the best, or, with a wider margin, when it is the best
@@ -122,13 +124,15 @@ class ScoredSentence:
 class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
                  query_tokens: Callable[[str], np.ndarray] | None = None, reader: Reader | None = None,
-                 cross_lingual: CrossLingualEncoder | None = None):
+                 cross_lingual: CrossLingualEncoder | None = None,
+                 translate: Callable[[str], str | None] | None = None):
         """`query_tokens`: question -> its token vectors (QueryEncoder.tokens); without it, or without token
         vectors in the index, sentences are scored without late interaction. `reader`: the extractive reader
         (rag/reader.py), for the short answers of questions in another language; `cross_lingual`: the model whose
-        similarity across languages their abstention reads (rag/crosslingual.py)."""
+        similarity across languages their abstention reads (rag/crosslingual.py); `translate`: their Arabic
+        wording (rag/translate.py; the retriever's translator, whose cache already holds it)."""
         self.store, self.config, self.query_tokens, self.reader = store, config, query_tokens, reader
-        self.cross_lingual = cross_lingual
+        self.cross_lingual, self.translate = cross_lingual, translate
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
@@ -140,6 +144,9 @@ class ExtractiveAnswerer:
         seen: set[tuple[str, int, int]] = set()
         out: list[ScoredSentence] = []
         across = self.across(question, hits) if not same_language else {}
+        wording = (self.translate(question) if not same_language and self.translate is not None
+                   and self.config.translated_lexical_weight else None)
+        t_weights, t_total = term_weights(self.store, wording) if wording else ({}, 0.0)
         for hit in hits:
             vectors = self.store.chunk_sentence_vectors(hit.row)
             cosines = vectors @ query_vector.astype(np.float32)
@@ -152,7 +159,8 @@ class ExtractiveAnswerer:
                     continue
                 seen.add(key)
                 sentence = doc_text[span.start:span.end]
-                cov = coverage(sentence_terms(sentence), weights, total)
+                terms = sentence_terms(sentence)
+                cov = coverage(terms, weights, total)
                 score = (float(cos) + lexical_weight * cov
                          + self.config.type_weight * (wants_number and bool(_HAS_NUMBER.search(sentence)))
                          + self.config.rank_weight / hit.rank)
@@ -162,6 +170,8 @@ class ExtractiveAnswerer:
                     match = max_sim(q_tokens, similarities=similarities[:, inside])
                     score += self.config.late_weight * match
                 score += self.config.cross_lingual_weight * across.get(key, 0.0)
+                if wording:
+                    score += self.config.translated_lexical_weight * coverage(terms, t_weights, t_total)
                 out.append(ScoredSentence(hit, span, score, float(cos), cov, match))
         out.sort(key=lambda s: -s.score)
         if not same_language and self.config.cross_language_tie_margin > 0:

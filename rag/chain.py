@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from functools import cached_property
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -133,11 +133,12 @@ class Assistant:
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
                  store: IndexStore | None = None, chat_model: BaseChatModel | None = None,
-                 reader: Reader | None = None, cross_lingual: CrossLingualEncoder | None = None):
+                 reader: Reader | None = None, cross_lingual: CrossLingualEncoder | None = None,
+                 translator: Callable[[str], str | None] | None = None):
         """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
-        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`, `cross_lingual`: the extractive
-        reader and the cross-language model to share (a server keeps them across index versions); by default
-        made here when RAG_READER / RAG_CROSS_LINGUAL is on."""
+        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`, `cross_lingual`, `translator`: the
+        extractive reader, the cross-language model and the question translator to share (a server keeps them
+        across index versions); by default made here when RAG_READER / RAG_CROSS_LINGUAL / RAG_TRANSLATOR is on."""
         limit_numpy_blas()  # before the first product: its threads would spin on the model's cores
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
@@ -147,18 +148,23 @@ class Assistant:
         s = self.settings
         if cross_lingual is None and s.cross_lingual:
             cross_lingual = CrossLingualEncoder()  # its model loads on the first question in another language
+        if translator is None and s.translator != "off":
+            from rag.translate import translator_from_settings
+
+            translator = translator_from_settings(s)  # its model loads on the first question in another language
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
                                       rerank_weight=s.rerank_weight, rerank_coverage=s.rerank_coverage,
                                       late_weight=late_weight(s, self.store), one_per_document=s.one_per_document,
-                                      tie_margin=s.rerank_tie_margin, cross_lingual=cross_lingual)
+                                      tie_margin=s.rerank_tie_margin, cross_lingual=cross_lingual,
+                                      translate=translator, translated_lexical_weight=s.translated_lexical_weight)
         if reader is None and s.reader:  # its graph loads on the first question that needs it (another language)
             from rag.reader import load_reader
 
             reader = load_reader(s)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
-            query_tokens=self.encode_query.tokens, reader=reader, cross_lingual=cross_lingual)
+            query_tokens=self.encode_query.tokens, reader=reader, cross_lingual=cross_lingual, translate=translator)
         self.chat_model = chat_model
         if chat_model is None and (s.llm_model or s.llm_base_url):
             from rag.generate import chat_model_from_settings

@@ -171,7 +171,9 @@ class HybridRetriever:
     passages within it of the best one's score, the one BM25 scored highest goes first (`settle_tie_by_bm25`).
     `cross_lingual`: a question in another language than Arabic whose names the passages do not hold gains, in the
     second stage, cross_lingual_weight * its passages' best sentence similarity by a model trained across languages
-    (`cross_lingual_best`, rag/crosslingual.py).
+    (`cross_lingual_best`, rag/crosslingual.py). `translate`: such a question's Arabic wording (rag/translate.py),
+    which BM25 ranks in its place (against Arabic passages), its contributions to the fusion times
+    `translated_lexical_weight` (not where the store fuses the two sides itself: Milvus under RRF).
     """
 
     name = "hybrid"
@@ -180,7 +182,8 @@ class HybridRetriever:
                  alpha: float = 0.4, rrf_k: int = 60, rerank_depth: int = 20, rerank_weight: float = 2.0,
                  rerank_coverage: float = 0.25, late_weight: float = 0.0, one_per_document: bool = False,
                  same_language_lexical: bool = True, tie_margin: float = 0.0,
-                 cross_lingual: CrossLingualEncoder | None = None, cross_lingual_weight: float = 2.0):
+                 cross_lingual: CrossLingualEncoder | None = None, cross_lingual_weight: float = 2.0,
+                 translate: Callable[[str], str | None] | None = None, translated_lexical_weight: float = 0.3):
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
         if fusion not in ("score", "rrf"):
@@ -191,19 +194,29 @@ class HybridRetriever:
         self.encode_query = encode_query
         self.rerank_depth, self.rerank_weight, self.rerank_coverage = rerank_depth, rerank_weight, rerank_coverage
         self.cross_lingual, self.cross_lingual_weight = cross_lingual, cross_lingual_weight
+        self.translate, self.translated_lexical_weight = translate, translated_lexical_weight
         self.late_weight, self.tie_margin = late_weight, tie_margin
         self.one_per_document = one_per_document
         self.same_language_lexical = same_language_lexical
         self._languages: dict[int, str] = {}  # row -> its chunk's language (the store of one version never changes)
 
-    def _contributions(self, name: str, ranked: Ranked) -> list[float]:
+    def _contributions(self, name: str, ranked: Ranked, weight: float = 1.0) -> list[float]:
         if self.fusion == "rrf":
-            return [1.0 / (self.rrf_k + rank) for rank in range(1, len(ranked.rows) + 1)]
+            return [weight / (self.rrf_k + rank) for rank in range(1, len(ranked.rows) + 1)]
         scores = np.asarray(ranked.scores, dtype=np.float64)
         if name == "dense":
             span = scores.max() - scores.min()
-            return list(self.alpha * ((scores - scores.min()) / span if span > 0 else np.ones_like(scores)))
-        return list((1 - self.alpha) * scores / scores.max())
+            return list(weight * self.alpha * ((scores - scores.min()) / span if span > 0 else np.ones_like(scores)))
+        return list(weight * (1 - self.alpha) * scores / scores.max())
+
+    def lexical_query(self, question: str, language: str) -> tuple[str, str, float]:
+        """What BM25 ranks for `question`: (query, its language, its weight in the fusion). A question in another
+        language than Arabic is ranked by its Arabic wording when there is a translator and it gave one."""
+        if language != "ar" and self.translate is not None:
+            translation = self.translate(question)
+            if translation:
+                return translation, "ar", self.translated_lexical_weight
+        return question, language, 1.0
 
     def rank(self, question: str, k: int) -> tuple[Ranked, dict[int, dict[str, tuple[int, float]]]]:
         fused: dict[int, float] = {}
@@ -214,14 +227,19 @@ class HybridRetriever:
                                                     max(k, self.candidates), self.rrf_k,
                                                     language if self.same_language_lexical else None)
             fused.update(zip(rows, scores))
-        for retriever, ranked in zip(self.retrievers, self.rank_each(question, max(k, self.candidates))
+        lexical, lexical_language, lexical_weight = self.lexical_query(question, language) if not fused else (
+            question, language, 1.0)
+        for retriever, ranked in zip(self.retrievers, self.rank_each(question, max(k, self.candidates), lexical)
                                      if not fused else ()):
-            if ranked.rows and self.same_language_lexical and retriever.name == "bm25":
-                ranked = self.same_language(ranked, language)
+            weight = 1.0
+            if retriever.name == "bm25":
+                weight = lexical_weight
+                if ranked.rows and self.same_language_lexical:
+                    ranked = self.same_language(ranked, lexical_language)
             if not ranked.rows:
                 continue
             for rank, (row, score, part) in enumerate(
-                    zip(ranked.rows, ranked.scores, self._contributions(retriever.name, ranked)), start=1):
+                    zip(ranked.rows, ranked.scores, self._contributions(retriever.name, ranked, weight)), start=1):
                 fused[row] = fused.get(row, 0.0) + part
                 evidence.setdefault(row, {})[retriever.name] = (rank, score)
         order = sorted(fused, key=lambda r: -fused[r])
@@ -264,16 +282,17 @@ class HybridRetriever:
         return settle_near_tie(head, fused.__getitem__, lambda row: evidence.get(row, {}).get("bm25", (0, 0.0))[1],
                                self.tie_margin)
 
-    def rank_each(self, question: str, k: int) -> list[Ranked]:
-        """Each retriever's ranking. Over a store that allows it (`parallel_search`), BM25 runs in a second thread
-        while the first encodes the question and searches the vectors: ONNX Runtime, faiss and most of BM25's numpy
-        work release the GIL, and one question's ANN search is no faster on two threads than on one, so the two
-        sides overlap on two cores (at a million passages BM25 took about 20 ms of a 96 ms `ask`, done after the
-        dense side)."""
+    def rank_each(self, question: str, k: int, lexical: str | None = None) -> list[Ranked]:
+        """Each retriever's ranking (BM25's of `lexical` when given, else of the question). Over a store that
+        allows it (`parallel_search`), BM25 runs in a second thread while the first encodes the question and
+        searches the vectors: ONNX Runtime, faiss and most of BM25's numpy work release the GIL, and one question's
+        ANN search is no faster on two threads than on one, so the two sides overlap on two cores (at a million
+        passages BM25 took about 20 ms of a 96 ms `ask`, done after the dense side)."""
+        queries = [lexical if lexical is not None and r.name == "bm25" else question for r in self.retrievers]
         if not getattr(self.store, "parallel_search", False) or len(self.retrievers) < 2:
-            return [r.rank(question, k) for r in self.retrievers]
-        later = [_side_pool().submit(r.rank, question, k) for r in self.retrievers[1:]]
-        first = self.retrievers[0].rank(question, k)
+            return [r.rank(q, k) for r, q in zip(self.retrievers, queries)]
+        later = [_side_pool().submit(r.rank, q, k) for r, q in zip(self.retrievers[1:], queries[1:])]
+        first = self.retrievers[0].rank(queries[0], k)
         return [first] + [f.result() for f in later]
 
     def same_language(self, ranked: Ranked, language: str) -> Ranked:

@@ -184,16 +184,20 @@ def test_an_english_question_finds_an_article_just_added_and_every_version_share
         index_copy, embedder):
     with running(index_copy, embedder) as c:
         engine = c.app.state.loader.engine
-        shared = engine.cross_lingual
+        shared, translator = engine.cross_lingual, engine.translator
         before = engine.assistant
         assert shared is not None and before.extractive.cross_lingual is shared
-        assert shared._model is not None  # warmed when the server started, not by its first English question
+        assert before.hybrid.translate is translator and before.extractive.translate is translator
+        # both warmed when the server started, not by its first English question
+        assert shared._model is not None and translator._model is not None
         assert c.post("/documents", json=WHEAT).status_code == 201
         answer = c.post("/ask", json={"question": "How big was Morocco's wheat harvest this season?"}).json()
         assert not answer["abstained"] and answer["citations"][0]["doc_id"] == "wheat_2024"
         assert "سبعة ملايين طن" in answer["citations"][0]["quote"]
         new = engine.assistant
         assert new is not before and new.extractive.cross_lingual is shared and new.hybrid.cross_lingual is shared
+        assert new.hybrid.translate is translator and "How big was Morocco's wheat harvest this season?" in \
+            translator._cache
 
 
 def test_a_version_written_by_another_process_is_picked_up(any_store_copy, embedder, tmp_path):
