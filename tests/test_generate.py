@@ -255,8 +255,9 @@ def test_an_english_question_gets_the_english_prompt_and_a_checked_answer(bundle
 
 
 def test_the_prompt_files_are_the_ones_in_prompts_dir():
+    # translate.en-ar.txt is the question translator's completion prompt (rag/translate.py), not a chat template
     assert sorted(p.name for p in PROMPTS_DIR.glob("*.txt")) == [
-        "answer.ar.txt", "answer.en.txt", "condense.ar.txt", "condense.en.txt"]
+        "answer.ar.txt", "answer.en.txt", "condense.ar.txt", "condense.en.txt", "translate.en-ar.txt"]
 
 
 # -- a real OpenAI-compatible client against servers that fail ---------------------------------------------
