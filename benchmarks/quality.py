@@ -341,6 +341,11 @@ openvino-int8 eval indexes, abstention models refitted in the run, and scratch r
     0: 0.602 (0.605 / 0.596); 0.03: 0.599; 0.05: 0.622 (0.620 / 0.625); 0.075: 0.628 (0.635 / 0.615); 0.1: 0.615
     (0.615 / 0.615); 0.2: 0.582. Replacing the English question's terms (names included) instead of adding: 0.618 at
     0.05, but the abstention's coverage feature then changes meaning.
+  - the wording elsewhere in retrieval, on top of the kept configuration (scratch runs; R@1 / R@5 / c@400 every
+    question answered 0.589 / 0.849 / 0.622): its e5 vector as a second dense side, x 0.1 / 0.2 of the first:
+    0.586 / 0.852 / 0.618 and 0.586 / 0.852 / 0.622; its terms' best share in a passage's sentences added to the
+    second stage's best sentence (x 0.03 / 0.06, before its weight of 3): 0.592 / 0.849 / 0.618 and 0.595 / 0.855 /
+    0.615. Dropped: within noise, none lifts containment.
   - abstention features from the wording, each added to CROSS_LANGUAGE_FEATURES and refitted in the row: BM25's
     best score and its lead (weights -0.000 / -0.008), the share of its terms the best sentence holds (0.016);
     dropped, none separates the English negatives. The cross-language model refitted (kept): coverage 1.306 ->
