@@ -65,6 +65,7 @@ class LocalTranslator:
         self._model = None
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
+        self._failed = False
 
     def _load(self):
         from llama_cpp import Llama
@@ -87,11 +88,19 @@ class LocalTranslator:
             if question in self._cache:
                 self._cache.move_to_end(question)
                 return self._cache[question]
-            if self._model is None:
-                self._model = self._load()
-            # Greedy, one line: the same question gets the same wording, so answers do not change from run to run.
-            reply = self._model(f"{self.prefix}English: {question}\nArabic:", max_tokens=48, stop=["\n"],
-                                temperature=0.0)
+            if self._failed:
+                return None
+            try:
+                if self._model is None:
+                    self._model = self._load()
+                # Greedy, one line: the same question gets the same wording, so answers do not change between runs.
+                reply = self._model(f"{self.prefix}English: {question}\nArabic:", max_tokens=48, stop=["\n"],
+                                    temperature=0.0)
+            except Exception:  # noqa: BLE001 - a broken model must not cost the answer, only the lexical side
+                log.warning("the question translator failed; questions in other languages go untranslated",
+                            exc_info=True)
+                self._failed = True
+                return None
             text = reply["choices"][0]["text"].strip()
             translation = text if text and detect_language(text) == "ar" else None
             self._cache[question] = translation

@@ -108,3 +108,19 @@ def test_the_setting_chooses_the_translator(assistant, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="rag.translate"):
         assert translator_from_settings(s.model_copy(update={"translator": "local"})) is None
     assert "not installed" in caplog.text
+
+
+def test_a_broken_model_costs_the_lexical_side_not_the_answer(assistant, tmp_path, monkeypatch, caplog):
+    import rag.local_llm
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)  # a truncated file: llama.cpp really fails to load it
+    monkeypatch.setattr(rag.local_llm, "gguf_path", lambda settings: broken)
+    translator = LocalTranslator(assistant.settings)
+    with caplog.at_level(logging.WARNING, logger="rag.translate"):
+        assert translator(TALKS) is None and translator("Who commands Iran's Quds Force?") is None
+    assert "translator failed" in caplog.text and caplog.text.count("translator failed") == 1
+    s = assistant.settings
+    broken_assistant = Assistant(s, embedder=assistant.embedder, store=assistant.store, translator=translator)
+    answer = broken_assistant.ask(TALKS)
+    assert not answer.abstained and answer.citations[0].doc_id == "002_f7322d59d6e02373"
