@@ -686,32 +686,40 @@ _CROSS_LINGUAL = CrossLingualEncoder(cache_size=10**6)  # one for the run: each 
 
 class StoredTranslations:
     """The run's question translator: rag.translate.LocalTranslator's wording of each question, kept in the eval
-    cache (keyed by the prompt), so a second run does not translate the English questions again (~80 s)."""
+    cache (keyed by the prompt) and written once when the run ends, so a second run does not translate the English
+    questions again (~80 s)."""
 
     def __init__(self):
         self._known: dict[str, str | None] | None = None
         self._model = None
+        self._path: Path | None = None
 
-    @property
-    def path(self) -> Path:
+    def _open(self) -> dict[str, str | None]:
+        import atexit
         import hashlib
 
         from rag.translate import PROMPT
 
         key = hashlib.sha256(PROMPT.read_bytes()).hexdigest()[:12]
-        return get_settings().cache_dir / "eval" / f"translations-{key}.json"
+        self._path = get_settings().cache_dir / "eval" / f"translations-{key}.json"
+        known = json.loads(self._path.read_text(encoding="utf-8")) if self._path.is_file() else {}
+        atexit.register(self._save, len(known))
+        return known
+
+    def _save(self, loaded: int) -> None:
+        if self._known is not None and len(self._known) > loaded:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.write_text(json.dumps(self._known, ensure_ascii=False), encoding="utf-8")
 
     def __call__(self, question: str) -> str | None:
         if self._known is None:
-            self._known = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+            self._known = self._open()
         if question not in self._known:
             if self._model is None:
                 from rag.translate import LocalTranslator
 
                 self._model = LocalTranslator(get_settings())
             self._known[question] = self._model(question)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self._known, ensure_ascii=False), encoding="utf-8")
         return self._known[question]
 
 

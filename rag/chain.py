@@ -35,6 +35,7 @@ from rag.errors import IndexMissing, InvalidInput
 from rag.retrieval import HybridRetriever
 from rag.store import IndexStore
 from rag.store.base import backend_for
+from rag.translate import translator_from_settings
 from rag.types import Answer, Hit
 
 # Cold start: generative answers (langchain's chat models, jinja2 prompts) and indexing are imported when used,
@@ -148,9 +149,7 @@ class Assistant:
         s = self.settings
         if cross_lingual is None and s.cross_lingual:
             cross_lingual = CrossLingualEncoder()  # its model loads on the first question in another language
-        if translator is None and s.translator != "off":
-            from rag.translate import translator_from_settings
-
+        if translator is None:
             translator = translator_from_settings(s)  # its model loads on the first question in another language
         self.hybrid = HybridRetriever(self.store, self.encode_query, candidates=s.candidates, fusion=s.fusion,
                                       alpha=s.fusion_alpha, rrf_k=s.rrf_k, rerank_depth=s.rerank_depth,
