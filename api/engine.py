@@ -48,7 +48,7 @@ class Engine:
         self.cross_lingual = CrossLingualEncoder() if settings.cross_lingual else None
         if self.cross_lingual is not None:
             self.cross_lingual.warm()
-        # and the question translator (rag/translate.py), with its cache
+        # and the question translator (rag/translate/), with its cache
         self.translator = translator_from_settings(settings)
         if self.translator is not None:
             self.translator.warm()

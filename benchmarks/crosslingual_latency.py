@@ -8,7 +8,7 @@ abstention). "cold": a new encoder each round, so no sentence vector is cached (
 the same questions again through that encoder, every vector cached (the bound on what its cache saves). Questions
 are translated in every arm, from a filled cache.
 
---stage translation (RAG_TRANSLATOR, rag/translate.py): Gemma 3 270M writes the question's Arabic wording for BM25.
+--stage translation (RAG_TRANSLATOR, rag/translate/local.py): Gemma 3 270M writes the question's Arabic wording for BM25.
 "cold": a new translator each round (the loaded model shared, its prompt already evaluated: a server's state after
 `warm`), so each question is translated; "warm": the same questions again, from its cache. Every question is asked
 once with and once without its wording before the rounds, so that the cross-language model's sentence vectors are

@@ -58,7 +58,7 @@ Rows (each adds one lever to the row above):
                  abstention model reads the best similarity of the passages' sentences to it, and when none of the
                  sentences read holds one of its names, the second stage adds 2 x a passage's best one and the
                  sentence score 0.1 x the sentence's
-  +translation   a question in another language is worded in Arabic by Gemma 3 270M (rag/translate.py): BM25 ranks
+  +translation   a question in another language is worded in Arabic by Gemma 3 270M (rag/translate/): BM25 ranks
                  that wording (its scores x 0.3 in the fusion), and the sentence score adds 0.05 x the share of its
                  terms a sentence holds (= the shipped configuration)
 
@@ -620,7 +620,7 @@ class Row:
     reader: bool = False  # the extractive reader (rag/reader.py) gives cross-language questions' short answers
     tie: bool = False  # near ties settled by the lexical evidence (passages: BM25; English sentences: coverage)
     cross_lingual: bool = False  # another language's questions also scored by USE multilingual (rag/crosslingual.py)
-    translate: bool = False  # another language's questions ranked by BM25 in their Arabic wording (rag/translate.py)
+    translate: bool = False  # another language's questions ranked by BM25 in their Arabic wording (rag/translate/)
 
 
 PLAIN_ANSWER = AnswerConfig(max_sentences=1, lexical_weight=0.0, type_weight=0.0, rank_weight=0.0, late_weight=0.0,

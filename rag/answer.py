@@ -69,7 +69,7 @@ class AnswerConfig:
     # holds a name of the question, which that model does not see (rag.retrieval.names_shared; benchmarks/quality.py
     # docstring, thirteenth round).
     cross_lingual_weight: float = 0.1
-    # ... + this x the share of its Arabic wording's terms (rag/translate.py) the sentence holds.
+    # ... + this x the share of its Arabic wording's terms (rag/translate/) the sentence holds.
     translated_lexical_weight: float = 0.05
     type_weight: float = 0.03
     rank_weight: float = 0.02
@@ -130,7 +130,7 @@ class ExtractiveAnswerer:
         vectors in the index, sentences are scored without late interaction. `reader`: the extractive reader
         (rag/reader.py), for the short answers of questions in another language; `cross_lingual`: the model whose
         similarity across languages their abstention reads (rag/crosslingual.py); `translate`: their Arabic
-        wording (rag/translate.py; the retriever's translator, whose cache already holds it)."""
+        wording (rag/translate/; the retriever's translator, whose cache already holds it)."""
         self.store, self.config, self.query_tokens, self.reader = store, config, query_tokens, reader
         self.cross_lingual, self.translate = cross_lingual, translate
 

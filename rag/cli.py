@@ -388,8 +388,10 @@ def serve(
 
         from api.main import create_app
         from rag.generate import chat_model_from_settings
+        from rag.translate import check_settings
 
         chat_model = chat_model_from_settings(settings)  # a bad LLM setting fails here, not on the first request
+        check_settings(settings)
         answers = f"generative ({settings.llm_model})" if chat_model else "extractive"
         err.print(f"serving on http://{host}:{port} (API docs at /docs); index: {_where(settings)}; "
                   f"answers: {answers}")

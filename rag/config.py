@@ -84,10 +84,12 @@ class Settings(BaseSettings):
     # abstention always, its second stage and sentences when none of the sentences read holds one of its names.
     # False: e5's evidence alone.
     cross_lingual: bool = True
-    # A question in another language than Arabic is translated into Arabic (rag/translate.py: Gemma 3 270M on
-    # llama.cpp, in-process) for BM25, whose scores count translated_lexical_weight of an Arabic question's in the
-    # fusion (the small model's wording is rough). off: such a question has no lexical side.
-    translator: Literal["local", "off"] = "local"
+    # A question in another language than Arabic is translated into Arabic (rag/translate/) for BM25, whose scores
+    # count translated_lexical_weight of an Arabic question's in the fusion (the local model's wording is rough).
+    # local: Gemma 3 270M on llama.cpp, in-process; llm: the chat model below (RAG_LLM_MODEL), waited on for at most
+    # translator_timeout seconds; off: such a question has no lexical side.
+    translator: Literal["local", "llm", "off"] = "local"
+    translator_timeout: float = 10.0
     translated_lexical_weight: float = 0.3
     # Calibrated on ../shared/eval (benchmarks/quality.py); below it the assistant abstains.
     abstain_threshold: float = 0.5

@@ -171,7 +171,7 @@ class HybridRetriever:
     passages within it of the best one's score, the one BM25 scored highest goes first (`settle_tie_by_bm25`).
     `cross_lingual`: a question in another language than Arabic whose names the passages do not hold gains, in the
     second stage, cross_lingual_weight * its passages' best sentence similarity by a model trained across languages
-    (`cross_lingual_best`, rag/crosslingual.py). `translate`: such a question's Arabic wording (rag/translate.py),
+    (`cross_lingual_best`, rag/crosslingual.py). `translate`: such a question's Arabic wording (rag/translate/),
     which BM25 ranks in its place (against Arabic passages), its contributions to the fusion times
     `translated_lexical_weight` (not where the store fuses the two sides itself: Milvus under RRF).
     """

@@ -255,9 +255,10 @@ def test_an_english_question_gets_the_english_prompt_and_a_checked_answer(bundle
 
 
 def test_the_prompt_files_are_the_ones_in_prompts_dir():
-    # translate.en-ar.txt is the question translator's completion prompt (rag/translate.py), not a chat template
+    # translate.*: the question translator's pairs and its chat model's instruction (rag/translate/), read there
     assert sorted(p.name for p in PROMPTS_DIR.glob("*.txt")) == [
-        "answer.ar.txt", "answer.en.txt", "condense.ar.txt", "condense.en.txt", "translate.en-ar.txt"]
+        "answer.ar.txt", "answer.en.txt", "condense.ar.txt", "condense.en.txt", "translate.chat.txt",
+        "translate.en-ar.txt"]
 
 
 # -- a real OpenAI-compatible client against servers that fail ---------------------------------------------

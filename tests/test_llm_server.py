@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+import logging
+import re
+import socket
+
+from rag.arabic import detect_language
 from rag.citations import lookup_citation
 from rag.local_llm import MODEL_ALIAS, LlamaServer, gguf_path
+from rag.translate import ChatTranslator, translator_from_settings
 
 Q = "متى تستأنف المحادثات بين العراق والولايات المتحدة؟"
 DATE = "11 فبراير 2024"
@@ -153,3 +159,44 @@ def test_an_openai_client_gets_the_models_answer_with_its_citations(llm_settings
             assert httpx.get(f"{server.url}/citations/{r['id']}").json()["quote"] == r["quote"]
     finally:
         server.stop()
+
+
+# -- the chat model as the question translator (RAG_TRANSLATOR=llm, rag/translate/chat.py) ---------------------
+TALKS = "When do the Iraq-US talks resume?"
+
+
+def test_the_chat_model_words_an_english_question_for_bm25(llm_settings, assistant):
+    from rag.retrieval import HybridRetriever
+
+    translator = translator_from_settings(llm_settings.model_copy(update={"translator": "llm"}))
+    assert isinstance(translator, ChatTranslator)
+    wording = translator(TALKS)
+    # One Arabic question, whatever the tiny model runs on to after it through the chat template.
+    assert wording and detect_language(wording) == "ar" and wording.endswith("؟")
+    assert not re.search("[A-Za-z\n]", wording)
+    assert translator(TALKS) == wording and list(translator._cache) == [TALKS]
+    s = assistant.settings
+    ranked, evidence = HybridRetriever(assistant.store, assistant.encode_query, candidates=s.candidates,
+                                       alpha=s.fusion_alpha, translate=translator).rank(TALKS, 5)
+    assert any("bm25" in evidence.get(row, {}) for row in ranked.rows)
+
+
+def test_a_translator_whose_server_is_down_is_asked_again_a_minute_later(assistant, caplog):
+    from rag.chain import Assistant
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    translator = translator_from_settings(assistant.settings.model_copy(update={
+        "translator": "llm", "llm_base_url": f"http://127.0.0.1:{port}/v1", "llm_model": "m"}))
+    asked = []
+    generate = translator.generate
+    translator.generate = lambda question: asked.append(question) or generate(question)
+    with caplog.at_level(logging.WARNING, logger="rag.translate"):
+        assert translator(TALKS) is None and translator("Who commands Iran's Quds Force?") is None
+    assert len(asked) == 1 and caplog.text.count("translator failed") == 1
+    translator._failed_at -= translator.retry_after + 1  # a minute on
+    assert translator("Who commands Iran's Quds Force?") is None and len(asked) == 2
+    answer = Assistant(assistant.settings, embedder=assistant.embedder, store=assistant.store,
+                       translator=translator).ask(TALKS)
+    assert not answer.abstained and answer.citations[0].doc_id == "002_f7322d59d6e02373"  # the talks article

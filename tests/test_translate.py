@@ -1,4 +1,4 @@
-"""The question translator (rag/translate.py): Gemma 3 270M on llama.cpp, really run, and how BM25 uses its wording."""
+"""The question translator (rag/translate/): Gemma 3 270M on llama.cpp, really run, and how BM25 uses its wording."""
 
 from __future__ import annotations
 
@@ -124,3 +124,32 @@ def test_a_broken_model_costs_the_lexical_side_not_the_answer(assistant, tmp_pat
     broken_assistant = Assistant(s, embedder=assistant.embedder, store=assistant.store, translator=translator)
     answer = broken_assistant.ask(TALKS)
     assert not answer.abstained and answer.citations[0].doc_id == "002_f7322d59d6e02373"
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("متى تستأنف المحادثات؟", "متى تستأنف المحادثات؟"),
+    ("Arabic: «متى تستأنف المحادثات؟»", "متى تستأنف المحادثات؟"),
+    ("\n  متى تستأنف المحادثات؟orestation\nWhat is the name?", "متى تستأنف المحادثات؟"),  # a chat template run on
+    ("When do the talks resume?\nمتى تستأنف المحادثات؟", None),  # the first line is English: no wording
+    ("", None),
+])
+def test_the_wording_is_the_first_line_up_to_its_question_mark(reply, expected):
+    assert translate.wording(reply) == expected
+
+
+def test_the_chat_translator_needs_a_chat_model(bundled_index, cli, monkeypatch):
+    from rag.config import get_settings
+
+    with pytest.raises(translate.RagError, match="RAG_LLM_MODEL"):
+        translator_from_settings(bundled_index.model_copy(update={"translator": "llm"}))
+    monkeypatch.setenv("RAG_TRANSLATOR", "llm")
+    get_settings.cache_clear()
+    try:
+        for args in (("ask", TALKS), ("serve", "--port", "9")):
+            result = cli(*args, "--index-dir", bundled_index.index_dir)
+            assert result.exit_code == 1, result.output
+            assert "RAG_TRANSLATOR=llm" in result.output and "Traceback" not in result.output
+            assert "serving on" not in result.output
+    finally:
+        monkeypatch.delenv("RAG_TRANSLATOR")
+        get_settings.cache_clear()
