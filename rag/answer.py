@@ -21,7 +21,8 @@ from rag.confidence import CONFIDENCE_MODELS, probability
 from rag.crosslingual import CrossLingualEncoder
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
-from rag.retrieval import coverage, max_sim, names_shared, sentence_terms, settle_near_tie, term_weights
+from rag.retrieval import (coverage, max_sim, names_found, names_shared, sentence_terms, settle_near_tie,
+                           term_weights)
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
                               word_matches)
 from rag.span_scorer import SpanScorer, candidates, learned_span_scorer, word_means, word_rarity
@@ -212,6 +213,7 @@ class ExtractiveAnswerer:
                 "dense_top": dense[0], "dense_margin": dense[0] - dense[1],
                 "bm25_top": bm25[0] / total, "bm25_margin": (bm25[0] - bm25[1]) / bm25[0] if bm25[0] > 0 else 0.0,
                 "late_top": self.late_top(question, hits),
+                "names_found": names_found(question, list(self.sentences_read(hits).values())),
                 "crosslingual_top": max(self.similarities(question, hits).values(), default=0.0)}
 
     def late_top(self, question: str, hits: list[Hit]) -> float:

@@ -61,6 +61,22 @@ def question_names(question: str, stopwords: frozenset[str]) -> set[str]:
     return keys
 
 
+_RUN = re.compile(r"\b[A-Z][a-z]+(?:'s)?(?:[ -]+[A-Z][a-z]+(?:'s)?)*")
+
+
+def question_name_runs(question: str, stopwords: frozenset[str], consonants: int = 2) -> list[set[str]]:
+    """The question's names as runs of adjacent capitalised words, each the set of its words' keys of `consonants`
+    or more: "Who refused to meet the Quds Force commander Esmail Qaani?" -> [{kds, frs}, {sml}] at three. A run
+    is one name: "Quds Force" is found where القدس is, though no Arabic word has the key of "Force"."""
+    runs = []
+    for run in _RUN.findall(question):
+        keys = {KEY_PREFIX + k for w in re.split(r"[ -]+", run) if w.lower() not in stopwords
+                and len(k := latin_key(w)) >= consonants}
+        if keys:
+            runs.append(keys)
+    return runs
+
+
 def sentence_names(normalised: str) -> set[str]:
     """The keys of the Arabic words of a normalised sentence (rag.arabic.normalize), two consonants or more."""
     return {KEY_PREFIX + key for word in _WORDS.findall(normalised) for key in arabic_keys(word) if len(key) >= 2}

@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.arabic import STOPWORDS, detect_language, normalize, tokenize
 from rag.crosslingual import CrossLingualEncoder
-from rag.names import question_names, sentence_names
+from rag.names import question_name_runs, question_names, sentence_names
 from rag.store import IndexStore
 from rag.types import Hit
 
@@ -47,6 +47,23 @@ def names_shared(question: str, sentences: list[str]) -> bool:
     Force?" and "... قائد فيلق القدس الإيراني ..." share Quds and Iran."""
     names = question_names(question, STOPWORDS)
     return bool(names) and any(names & sentence_terms(s) for s in sentences)
+
+
+# A name key of two consonants ("Iran" -> rn) is the key of many plain words too; from three on, a question's name
+# that no passage read holds says the corpus may not be about it.
+FOUND_NAME_CONSONANTS = 3
+
+
+def names_found(question: str, sentences: list[str]) -> float:
+    """The share of the question's names (runs of capitalised words, rag.names.question_name_runs, by their keys of
+    FOUND_NAME_CONSONANTS consonants or more) of which some sentence holds a key; 1 when it names none (an Arabic
+    question, or an English one without capitalised words). An abstention feature for questions in another
+    language (rag/confidence.py)."""
+    runs = question_name_runs(question, STOPWORDS, FOUND_NAME_CONSONANTS)
+    if not runs:
+        return 1.0
+    held = set().union(*(sentence_terms(s) for s in sentences)) if sentences else set()
+    return sum(bool(run & held) for run in runs) / len(runs)
 
 
 def term_weights(store: IndexStore, text: str) -> tuple[dict[str, float], float]:

@@ -7,7 +7,8 @@ import pytest
 
 from rag.answer import AnswerConfig, ExtractiveAnswerer
 from rag.crosslingual import CrossLingualEncoder
-from rag.retrieval import HybridRetriever, names_shared
+from rag.confidence import CONFIDENCE_MODELS, probability
+from rag.retrieval import HybridRetriever, names_found, names_shared
 
 TROOPS = "وللولايات المتحدة 2500 جندي في العراق."
 UNRELATED = "ارتفعت أسعار الذهب في الأسواق العالمية يوم الجمعة."
@@ -125,3 +126,29 @@ def test_the_english_confidence_model_follows_the_setting(assistant, bundled_ind
         assert not answer.abstained and "قآني" in answer.answer
     for q in ("What is the capital of Mongolia?", "Who won the 2018 World Cup?"):
         assert on.answer(q, assistant.encode_query(q), assistant.hybrid.search(q, 5)).abstained
+
+
+def test_names_found_is_the_share_of_the_questions_names_some_sentence_holds():
+    q = "What did Trump say about Araghchi?"  # ترامب = trmb, عراقجي = rkj
+    assert names_found(q, ["قال ترامب إن المحادثات مستمرة."]) == 0.5
+    assert names_found(q, ["قال ترامب إن المحادثات مستمرة.", "التقى عراقجي بنظيره."]) == 1.0
+    assert names_found(q, [UNRELATED]) == 0.0 and names_found(q, []) == 0.0
+    # "Quds Force" is one name, found where القدس is (no Arabic word has the key of "Force")
+    qaani = "Who refused to meet the Quds Force commander Esmail Qaani?"
+    assert names_found(qaani, ["رفض لقاء قائد فيلق القدس."]) == 0.5
+    assert names_found(qaani, ["رفض لقاء قائد فيلق القدس إسماعيل قاآني."]) == 1.0
+    assert names_found("What did he say about the talks?", []) == 1.0  # names nothing: no evidence either way
+    assert names_found("Did Iran answer?", []) == 1.0  # a two-consonant key (rn) names plain words as often
+    assert names_found("متى تستأنف المحادثات بين العراق والولايات المتحدة؟", []) == 1.0
+
+
+def test_an_english_question_naming_no_one_the_passages_name_is_less_likely_answered(assistant):
+    answerer = assistant.extractive
+    weights = CONFIDENCE_MODELS[answerer.confidence_model("en")]
+    assert weights["names_found"] > 0
+    q = "What did Zelensky say about the talks in Oman?"  # the bundled articles never name him
+    hits = assistant.hybrid.search(q, 5)
+    best = answerer.score_sentences(q, assistant.encode_query(q), hits)[0]
+    f = answerer.features(q, best, hits)
+    assert f["names_found"] == 0.0
+    assert answerer.confidence(q, best, hits, "en") < probability(weights, {**f, "names_found": 1.0})

@@ -59,9 +59,10 @@ def test_confidence_features_come_from_the_best_sentence_and_the_passages(assist
     hits = assistant.hybrid.search(TALKS, 5)
     best = answerer.score_sentences(TALKS, assistant.encode_query(TALKS), hits)[0]
     f = answerer.features(TALKS, best, hits)
-    assert tuple(f) == (*CONFIDENCE_FEATURES, "late_top", "crosslingual_top")
+    assert tuple(f) == (*CONFIDENCE_FEATURES, "late_top", "names_found", "crosslingual_top")
     assert set(CROSS_LANGUAGE_FEATURES) <= set(f)
     assert f["crosslingual_top"] == 0.0  # an Arabic question is not scored across languages
+    assert f["names_found"] == 1.0  # nor does it name anything in Latin letters
     assert f["late_top"] == 0.0  # this answerer has no question token vectors
     late = assistant.extractive.features(TALKS, best, hits)["late_top"]
     q = assistant.encode_query.tokens(TALKS)
