@@ -22,6 +22,7 @@ loads or calls a model.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import re
@@ -92,9 +93,10 @@ class CachedTranslator:
                 return None
             if self.serial:
                 return self._translate(question)
-        return self._translate(question)
+        return self._translate(question, lock=self._lock)
 
-    def _translate(self, question: str) -> str | None:
+    def _translate(self, question: str, lock: threading.Lock | None = None) -> str | None:
+        """Generates and caches the wording (under `lock` when the caller does not hold it already)."""
         try:
             reply = self.generate(question)
         except Exception:  # noqa: BLE001 - a broken model must not cost the answer, only the lexical side
@@ -104,11 +106,12 @@ class CachedTranslator:
                             exc_info=True)
             self._failed_at = time.monotonic()
             return None
-        self._failed_at = None
         translation = wording(reply)
-        self._cache[question] = translation
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with lock or contextlib.nullcontext():
+            self._failed_at = None
+            self._cache[question] = translation
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return translation
 
 
