@@ -218,6 +218,7 @@ class Assistant:
         hits = self.hybrid.search(q, k)  # what `chain` runs, without importing LangChain (see `__getattr__`)
         answer = answer_step(self.answerer, self.encode_query, q, hits, (time.perf_counter() - t0) * 1000)
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        answer.searched_as = self.hybrid.wording(q)
         return answer
 
     def stream(self, question: str, k: int | None = None, extractive: bool = False) -> Iterator[str | Answer]:
@@ -236,6 +237,7 @@ class Assistant:
             events = iter([self.extractive.answer(q, query_vector, hits)])
         for event in events:
             if isinstance(event, Answer):
+                event.searched_as = self.hybrid.wording(q)
                 event.timings_ms = {"retrieve": round(retrieve_ms, 2),
                                     "answer": round((time.perf_counter() - t1) * 1000, 2), **event.timings_ms,
                                     "total": round((time.perf_counter() - t0) * 1000, 2)}

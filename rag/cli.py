@@ -250,6 +250,9 @@ def _show_answer(answer, settings: Settings, text: bool = True) -> None:
         for c in answer.citations:
             out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
             show(c.title, settings, indent="    ")
+    if answer.searched_as:
+        out.print("Searched in Arabic as:", style="dim")
+        show(answer.searched_as, settings, indent="    ")
     out.print(f"({answer.mode}, {answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
 
 

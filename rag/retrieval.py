@@ -235,6 +235,14 @@ class HybridRetriever:
                 return translation, "ar", self.translated_lexical_weight
         return question, language, 1.0
 
+    def wording(self, question: str) -> str | None:
+        """The Arabic wording BM25 ranks for `question` (`lexical_query`), or None: an Arabic question, no
+        translator or no wording, or a store that fuses the two sides itself. The translator's cache answers."""
+        if self.fusion == "rrf" and hasattr(self.store, "hybrid_search"):
+            return None
+        query, _, _ = self.lexical_query(question, detect_language(question))
+        return query if query != question else None
+
     def rank(self, question: str, k: int) -> tuple[Ranked, dict[int, dict[str, tuple[int, float]]]]:
         fused: dict[int, float] = {}
         evidence: dict[int, dict[str, tuple[int, float]]] = {}

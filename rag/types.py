@@ -125,4 +125,7 @@ class Answer(BaseModel):
     # Generative answers: each sentence checked against the passages it cites (rag/verify.py).
     claims: list[ClaimCheck] = Field(default_factory=list)
     notice: str = ""  # why the answer is not what was asked for, e.g. the model failed and this is extractive
+    # A question in another language than Arabic: the Arabic wording BM25 ranked for it (rag/translate/), shown
+    # so that a reader can see what was searched, as search engines show the query they ran.
+    searched_as: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)

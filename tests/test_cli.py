@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rag.answer import AnswerConfig
-from rag.arabic import normalize
+from rag.arabic import detect_language, normalize
 from rag.config import BUNDLED_ARTICLES
 from rag.store import IndexStore
 
@@ -65,6 +65,7 @@ def ask_json(cli, index_dir, question):
 def test_ask_answers_with_citations_that_resolve_to_the_answer(cli, bundled_index, question, doc_id, expected):
     answer = ask_json(cli, bundled_index.index_dir, question)
     assert not answer["abstained"]
+    assert (answer["searched_as"] is None) == (detect_language(question) == "ar")  # Arabic is searched as asked
     assert answer["mode"] == "extractive"
     assert 1 <= len(answer["citations"]) <= AnswerConfig().max_sentences and len(answer["answer"]) <= 400
     assert normalize(expected) in normalize(" ".join(c["quote"] for c in answer["citations"]))
@@ -85,6 +86,10 @@ def test_english_questions_cite_the_right_article(cli, bundled_index, question, 
     answer = ask_json(cli, bundled_index.index_dir, question)
     assert not answer["abstained"]
     assert answer["citations"][0]["doc_id"] == doc_id
+    assert answer["searched_as"] and detect_language(answer["searched_as"]) == "ar"  # what BM25 ranked
+    shown = cli("ask", question, "--index-dir", bundled_index.index_dir)
+    assert shown.exit_code == 0 and "Searched in Arabic as:" in shown.output
+    assert answer["searched_as"] in shown.output
 
 
 @pytest.mark.parametrize("question,lang", UNANSWERABLE)

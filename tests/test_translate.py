@@ -103,7 +103,8 @@ def test_the_setting_chooses_the_translator(assistant, monkeypatch, caplog):
     assert isinstance(translator_from_settings(s.model_copy(update={"translator": "local"})), LocalTranslator)
     off = Assistant(s.model_copy(update={"translator": "off"}), embedder=assistant.embedder, store=assistant.store)
     assert off.hybrid.translate is None
-    assert off.ask(TALKS).citations  # still answered, by the dense side and the cross-language model
+    answer = off.ask(TALKS)
+    assert answer.citations and answer.searched_as is None  # still answered, by the dense side and that model
     monkeypatch.setattr(translate, "local_translator_available", lambda: False)  # packages not installed
     with caplog.at_level(logging.WARNING, logger="rag.translate"):
         assert translator_from_settings(s.model_copy(update={"translator": "local"})) is None
