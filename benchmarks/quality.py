@@ -385,6 +385,13 @@ indexes, abstention models refitted in the run, and scratch harnesses over the s
     0.450 before); answered 0.8717 either way, c@400 0.5855 -> 0.5822, short-answer F1 0.2262 -> 0.2235 (the
     answerable questions refused are not the same ones); every Arabic figure identical (their model does not read
     it). Weights: late_top 48.995, coverage 0.879, crosslingual_top 10.265, names_found 0.523.
+  - more evidence for the Arabic questions' abstention (same_language), each added to CONFIDENCE_FEATURES, answered
+    at 90% of the negatives refused, 5-fold (ARCD / MLQA), and fitted on ARCD and scored on MLQA / the other way:
+    shipped 0.872 (0.943 / 0.683), 0.729 / 0.937; + late_top (AUC 0.937) 0.877 (0.945 / 0.692), 0.729 / 0.933; the
+    best sentence's score (0.946) 0.873; its lead 0.873; the best passage's second-stage score 0.872 and its lead
+    0.874; USE multilingual's similarity of the question to the best sentence (0.755) 0.873 (MLQA 0.691), to the
+    best of the first five 0.875 (0.691), both 0.876 (0.694). Dropped: 0.005 at most, where USE would cost an
+    Arabic question five sentence encodings.
   - a learned sentence score: a conditional logit (a softmax over one question's sentences, the sentences holding the
     gold answer its target) over the shipped sentence score and eight features it lacks: the learned short-answer
     picker's best candidate logit in the sentence, no candidate of the type asked, the previous and next sentence's
