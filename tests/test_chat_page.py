@@ -47,6 +47,7 @@ def test_an_arabic_answer_streams_and_every_chip_opens_its_exact_span(pages, htt
     assert streaming and done and streaming[0][3] < done[0][3]
     ids = chip_ids(answer)
     assert ids and any(i.startswith(TALKS_DOC) for i in ids)
+    expect(answer.locator(".searched")).to_have_count(0)  # an Arabic question is searched as asked
     # the chips are the server's citations, in order, each a button in its own <bdi>
     assert ids == [c["id"] for c in page.evaluate("JSON.parse(localStorage['rag-news.chat']).turns[0].answer.citations")]
     assert answer.locator(f"bdi > {CHIP}").count() == len(ids)
@@ -122,6 +123,10 @@ def test_an_english_page_and_question(pages):
     assert page.locator(".question").get_attribute("dir") == "ltr"
     assert chip_ids(answer)
     assert answer.get_attribute("dir") == "rtl"  # it quotes the Arabic article: its block is RTL on an LTR page
+    searched = answer.locator(".searched bdi")  # what its words were matched by, in Arabic, labelled in English
+    expect(searched).to_have_attribute("dir", "rtl")
+    expect(answer.locator(".searched")).to_have_attribute("dir", "ltr")
+    assert re.search("[\u0600-\u06ff]", searched.inner_text())
     shot(page, "english-page")
     page.locator("#lang-toggle").click()  # the toggle, kept across a reload
     assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]

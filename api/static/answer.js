@@ -136,6 +136,11 @@ function renderFoot(article, turn) {
     }
     foot.append(list);
   }
+  if (a?.searched_as) {  // an English question: the Arabic wording its words were matched by, labelled in the page's
+    // language and direction (the block around it is RTL when it quotes Arabic)
+    foot.append(el("p", { class: "searched", dir: document.documentElement.dir || "auto" }, `${t("searchedAs")} `,
+                   el("bdi", { lang: "ar", dir: "rtl", text: a.searched_as })));
+  }
   const actions = el("div", { class: "actions" });
   if (a) {
     actions.append(el("button", { type: "button", class: "copy", text: t("copyAnswer"), onclick: () => handlers.copy(turn) }));
