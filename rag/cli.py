@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import textwrap
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rag.cli_display import err, out, show, show_answer, visual_bidi
 from rag.cli_options import IndexDir, JsonOut, LlmBaseUrl, LlmModel, RuntimeOpt, TopK
 from rag.config import BUNDLED_ARTICLES, Settings, get_settings
 from rag.errors import RagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Arabic-first question answering over news articles, with citations you can open.")
-
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 def _where(settings: Settings) -> str:
@@ -70,40 +65,6 @@ def _run(fn):
         if os.environ.get("RAG_DEBUG"):
             raise
         _fail(f"{type(e).__name__}: {e} (set RAG_DEBUG=1 for the traceback)")
-
-
-# -- right-to-left display ------------------------------------------------------------------------------------
-def _visual_bidi(settings: Settings) -> bool:
-    mode = settings.bidi.lower()
-    if mode in ("visual", "logical"):
-        return mode == "visual"
-    # Terminals that implement the Unicode bidi algorithm themselves (VTE, Konsole, mlterm) must get logical
-    # order; others show Arabic reversed unless we reorder. Pipes and files always get logical order.
-    if not sys.stdout.isatty():
-        return False
-    return not any(os.environ.get(v) for v in ("VTE_VERSION", "KONSOLE_VERSION", "MLTERM"))
-
-
-def show(text: str, settings: Settings, indent: str = "", bold: tuple[int, int] | None = None) -> None:
-    """Print text, reordered for display when the terminal needs it; `bold`: a character range to embolden
-    (a terminal that needs reordering gets it without)."""
-    if not _visual_bidi(settings):
-        if bold is None:
-            out.print(textwrap.indent(text, indent), markup=False)
-        else:
-            from rich.text import Text
-
-            styled = Text(textwrap.indent(text, indent))
-            styled.stylize("bold", bold[0] + len(indent), bold[1] + len(indent))
-            out.print(styled)
-        return
-    from arabic_reshaper import reshape
-    from bidi import get_display
-
-    width = max(20, out.width - len(indent))
-    for para in text.splitlines() or [""]:
-        for line in textwrap.wrap(para, width) or [""]:
-            out.print(indent + get_display(reshape(line)), markup=False)
 
 
 def _progress() -> Progress:
@@ -215,7 +176,7 @@ def ask(
             out.print(assistant.ask(question, k=k).model_dump_json(indent=2), markup=False)
             return
         if not stream:
-            _show_answer(assistant.ask(question, k=k), settings)
+            show_answer(assistant.ask(question, k=k), settings)
             return
         streamed = False
         for event in assistant.stream(question, k=k):
@@ -227,47 +188,9 @@ def ask(
                 continue
             if streamed:
                 out.print()
-            _show_answer(event, settings, text=not streamed or event.mode != "generative")
+            show_answer(event, settings, text=not streamed or event.mode != "generative")
 
     _run(run)
-
-
-def _show_answer(answer, settings: Settings, text: bool = True) -> None:
-    if answer.notice:
-        err.print(f"[yellow]Note:[/yellow] {answer.notice}", markup=True, highlight=False)
-    if text:
-        short = answer.short_answer
-        if short is not None:  # the phrase that answers first, then the quotes it stands in (emboldened there)
-            show(f"{short.text} [{short.n}]", settings, bold=(0, len(short.text)))
-            out.print()
-        show(answer.answer, settings, bold=_short_in_answer(answer))
-    unsupported = [c for c in answer.claims if c.supported is False]
-    for c in unsupported:
-        err.print(f"[yellow]Unsupported by its citation:[/yellow] {c.text}", markup=True, highlight=False)
-    if answer.citations:
-        out.print()
-        out.print("Sources:", style="bold")
-        for c in answer.citations:
-            out.print(f"[{c.n}] {c.id}", markup=False, style="cyan")
-            show(c.title, settings, indent="    ")
-    if answer.searched_as:
-        out.print("Searched in Arabic as:", style="dim")
-        show(answer.searched_as, settings, indent="    ")
-    out.print(f"({answer.mode}, {answer.timings_ms.get('total', 0):.0f} ms)", style="dim")
-
-
-def _short_in_answer(answer) -> tuple[int, int] | None:
-    """Where the short answer is in the answer's text ("quote [1] quote [2]"), or None."""
-    short = answer.short_answer
-    if short is None:
-        return None
-    at = 0
-    for c in answer.citations:
-        if c.n == short.n:
-            a = at + short.start - c.start
-            return (a, a + len(short.text)) if answer.answer[a:a + len(short.text)] == short.text else None
-        at += len(c.quote) + len(f" [{c.n}] ")
-    return None
 
 
 @app.command()
@@ -324,7 +247,7 @@ def cite(
             out.print(meta, style="dim", markup=False)
         out.print(f"{view.id}", style="cyan", markup=False)
         out.print()
-        if _visual_bidi(settings) or not out.is_terminal:  # no colours to mark the span with: bracket it
+        if visual_bidi(settings) or not out.is_terminal:  # no colours to mark the span with: bracket it
             show(f"…{view.before}【{view.quote}】{view.after}…", settings)
         else:
             out.print("…" + view.before, end="", markup=False, style="dim")
