@@ -22,7 +22,6 @@ _ARABIC = {
 _DIGRAPHS = (("sh", "s"), ("kh", "k"), ("th", "t"), ("dh", "d"), ("gh", "k"), ("ph", "f"), ("ch", "j"), ("ck", "k"))
 _LATIN = {"b": "b", "p": "b", "c": "k", "d": "d", "f": "f", "v": "f", "g": "k", "h": "h", "j": "j", "k": "k", "q": "k",
           "l": "l", "m": "m", "n": "n", "r": "r", "s": "s", "t": "t", "x": "ks", "z": "z"}
-_CAPITALISED = re.compile(r"\b([A-Z][a-z]+(?:'s)?)\b")
 
 
 def _collapse(letters: str) -> str:
@@ -51,17 +50,10 @@ def latin_key(word: str) -> str:
 
 def question_names(question: str, stopwords: frozenset[str]) -> set[str]:
     """The keys of the capitalised words of a question in Latin letters (its names), two consonants or more."""
-    keys = set()
-    for word in _CAPITALISED.findall(question):
-        if word.lower() in stopwords:
-            continue
-        key = latin_key(word)
-        if len(key) >= 2:
-            keys.add(KEY_PREFIX + key)
-    return keys
+    return set().union(*question_name_runs(question, stopwords))
 
 
-_RUN = re.compile(r"\b[A-Z][a-z]+(?:'s)?(?:[ -]+[A-Z][a-z]+(?:'s)?)*")
+_RUN = re.compile(r"\b[A-Z][a-z]+(?:'s)?\b(?:[ -]+[A-Z][a-z]+(?:'s)?\b)*")
 
 
 def question_name_runs(question: str, stopwords: frozenset[str], consonants: int = 2) -> list[set[str]]:

@@ -235,10 +235,15 @@ class HybridRetriever:
                 return translation, "ar", self.translated_lexical_weight
         return question, language, 1.0
 
+    @property
+    def store_fuses(self) -> bool:
+        """Whether the store fuses the dense and BM25 sides itself (Milvus under RRF), with the question's own words."""
+        return self.fusion == "rrf" and hasattr(self.store, "hybrid_search")
+
     def wording(self, question: str) -> str | None:
         """The Arabic wording BM25 ranks for `question` (`lexical_query`), or None: an Arabic question, no
         translator or no wording, or a store that fuses the two sides itself. The translator's cache answers."""
-        if self.fusion == "rrf" and hasattr(self.store, "hybrid_search"):
+        if self.store_fuses:
             return None
         query, _, _ = self.lexical_query(question, detect_language(question))
         return query if query != question else None
@@ -247,7 +252,7 @@ class HybridRetriever:
         fused: dict[int, float] = {}
         evidence: dict[int, dict[str, tuple[int, float]]] = {}
         language = detect_language(question)
-        if self.fusion == "rrf" and hasattr(self.store, "hybrid_search"):  # the store fuses (Milvus)
+        if self.store_fuses:
             scores, rows = self.store.hybrid_search(self.encode_query(question).astype(np.float32), tokenize(question),
                                                     max(k, self.candidates), self.rrf_k,
                                                     language if self.same_language_lexical else None)

@@ -33,12 +33,13 @@ class ChatTranslator(CachedTranslator):
         self.shots = [SystemMessage(INSTRUCTION.read_text(encoding="utf-8").strip())]
         for english, arabic in pairs(PROMPT.read_text(encoding="utf-8")):
             self.shots += [HumanMessage(english), AIMessage(arabic)]
-        self._human = HumanMessage
 
     def generate(self, question: str) -> str:
+        from langchain_core.messages import HumanMessage
+
         from rag.generate import piece_text
 
-        return piece_text(self.model.invoke([*self.shots, self._human(question)]))
+        return piece_text(self.model.invoke([*self.shots, HumanMessage(question)]))
 
 
 def pairs(prompt: str) -> list[tuple[str, str]]:
