@@ -44,6 +44,12 @@ class Engine:
             from rag.reader import load_reader
 
             self.reader = load_reader(settings)
+        # and the sentence selector, likewise
+        self.selector = None
+        if settings.selector:
+            from rag.selector import load_selector
+
+            self.selector = load_selector(settings)
         # and the cross-language model (rag/crosslingual.py), with the sentence vectors it has cached
         self.cross_lingual = CrossLingualEncoder() if settings.cross_lingual else None
         if self.cross_lingual is not None:
@@ -89,7 +95,7 @@ class Engine:
 
     def _new_assistant(self) -> Assistant:
         return Assistant(self.settings, embedder=self.embedder, chat_model=self.chat_model, reader=self.reader,
-                         cross_lingual=self.cross_lingual, translator=self.translator)
+                         cross_lingual=self.cross_lingual, translator=self.translator, selector=self.selector)
 
     def standalone(self, message: str, session_id: str) -> str:
         """The message made standalone, given the turns of its session."""

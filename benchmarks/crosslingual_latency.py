@@ -14,10 +14,15 @@ are translated in every arm, from a filled cache.
 once with and once without its wording before the rounds, so that the cross-language model's sentence vectors are
 cached for every arm and only the translation differs.
 
+--stage selector (RAG_SELECTOR, rag/selector.py): the sentence selector re-scores the 5 best-scored sentences of
+every question, Arabic and English ("on" against "off"); the cross-language model and the translator read from
+filled caches in both arms.
+
 The question's e5 vector is cached in every case, so the figures are retrieval (+ translation) + answer.
 
     .venv/bin/python benchmarks/crosslingual_latency.py [--stage cross-lingual|translation] [--questions 60]
         [--repeats 5] [--json]
+    .venv/bin/python benchmarks/crosslingual_latency.py --stage selector
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ def set_translator(assistant, translator: LocalTranslator | None) -> None:
     assistant.hybrid.translate = translator
 
 
+def set_selector(assistant, selector) -> None:
+    assistant.extractive.selector = selector
+
+
 def per_question_ms(assistant, questions: list[str], setup, stage) -> float:
     setup(assistant, stage)
     t0 = time.perf_counter()
@@ -59,7 +68,7 @@ def per_question_ms(assistant, questions: list[str], setup, stage) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=["cross-lingual", "translation"], default="cross-lingual")
+    ap.add_argument("--stage", choices=["cross-lingual", "translation", "selector"], default="cross-lingual")
     ap.add_argument("--questions", type=int, default=60, help="per language and round")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true")
@@ -79,7 +88,14 @@ def main() -> None:
     warm_encoder.warm()  # loads aren't a question's cost
     warm_translator = LocalTranslator(settings, cache_size=10**6)
     warm_translator.warm()
-    if args.stage == "cross-lingual":  # every arm translates from a filled cache
+    selector = assistant.extractive.selector
+    if args.stage == "selector":  # every arm reads translations and sentence vectors from their caches
+        set_cross_lingual(assistant, warm_encoder)
+        set_translator(assistant, warm_translator)
+        setup = set_selector
+        for q in (q for rs in rounds.values() for r in rs for q in r):
+            assistant.ask(q)
+    elif args.stage == "cross-lingual":  # every arm translates from a filled cache
         for q in english[:n * args.repeats]:
             warm_translator(q)
         set_translator(assistant, warm_translator)
@@ -94,6 +110,10 @@ def main() -> None:
     times: dict[str, list[float]] = {}
     for i in range(args.repeats):
         for lang, rs in rounds.items():
+            if args.stage == "selector":
+                times.setdefault(f"{lang} off", []).append(per_question_ms(assistant, rs[i], setup, None))
+                times.setdefault(f"{lang} on", []).append(per_question_ms(assistant, rs[i], setup, selector))
+                continue
             if args.stage == "cross-lingual":
                 cold = CrossLingualEncoder()
             else:

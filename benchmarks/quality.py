@@ -63,7 +63,9 @@ Rows (each adds one lever to the row above):
                  terms a sentence holds
   +names found   the cross-language abstention also reads the share of the question's names (runs of capitalised
                  words, by their rag.names keys of three consonants or more) that some passage read names
-                 (rag.retrieval.names_found) (= the shipped configuration)
+                 (rag.retrieval.names_found)
+  +selector      the 10 best-scored sentences re-scored by the sentence selector (rag/selector.py, fitted on ARCD by
+                 benchmarks/train_selector.py): + 0.01 x its score, sorted again (= the shipped configuration)
 
 Columns added for issue 17: c@400 = containment counting only answers whose whole text is at most 400
 characters; >400% = the share of answers over it; chars = mean answer length; EM / F1 = the short answer against
@@ -686,6 +688,7 @@ class Row:
     cross_lingual: bool = False  # another language's questions also scored by USE multilingual (rag/crosslingual.py)
     translate: bool = False  # another language's questions ranked by BM25 in their Arabic wording (rag/translate/)
     names_found: bool = False  # the cross-language abstention reads the share of the question's names found
+    selector: bool = False  # the best-scored sentences re-scored by the sentence selector (rag/selector.py)
 
 
 PLAIN_ANSWER = AnswerConfig(max_sentences=1, lexical_weight=0.0, type_weight=0.0, rank_weight=0.0, late_weight=0.0,
@@ -720,6 +723,8 @@ ROWS = [
     Row("+translation", answer=AnswerConfig(), reader=True, tie=True, cross_lingual=True, translate=True),
     Row("+names found", answer=AnswerConfig(), reader=True, tie=True, cross_lingual=True, translate=True,
         names_found=True),
+    Row("+selector", answer=AnswerConfig(), reader=True, tie=True, cross_lingual=True, translate=True,
+        names_found=True, selector=True),
 ]
 # The shipped configuration with every question answered (the runtime rows' "contain all"; before the eleventh
 # round that column read the row above the shipped one, which abstains).
@@ -743,11 +748,13 @@ def configure(assistant: Assistant, row: Row, light: LightBM25Retriever | None) 
     answer = row.answer if row.tie else replace(row.answer, cross_language_tie_margin=0.0)
     return hybrid, ExtractiveAnswerer(assistant.store, answer, query_tokens=assistant.encode_query.tokens,
                                       reader=shared_reader(assistant.settings) if row.reader else None,
+                                      selector=shared_selector(assistant.settings) if row.selector else None,
                                       cross_lingual=_CROSS_LINGUAL if row.cross_lingual else None,
                                       translate=_TRANSLATIONS if row.translate else None)
 
 
 _READER: list = []
+_SELECTOR: list = []
 _CROSS_LINGUAL = CrossLingualEncoder(cache_size=10**6)  # one for the run: each row re-reads the same sentences
 
 
@@ -800,6 +807,15 @@ def shared_reader(settings):
 
         _READER.append(load_reader(settings))
     return _READER[0]
+
+
+def shared_selector(settings):
+    """One sentence selector (rag/selector.py) for every assistant of the run."""
+    if not _SELECTOR:
+        from rag.selector import load_selector
+
+        _SELECTOR.append(load_selector(settings))
+    return _SELECTOR[0]
 
 
 def _rank_of(hits, gold: str | None) -> int | None:
@@ -1161,7 +1177,7 @@ def main() -> None:
             # Fit on this configuration's features: answerable (pooled corpus) vs negatives (other corpus).
             plain_answerer = ExtractiveAnswerer(a.store, replace(row.answer, abstain_threshold=0),
                                                 query_tokens=a.encode_query.tokens, cross_lingual=answerer.cross_lingual,
-                                                translate=answerer.translate)
+                                                translate=answerer.translate, selector=answerer.selector)
             always = merge([run_questions(a, hybrid, plain_answerer, qs, k) for qs in questions.values()])
             pos_x = np.array(always["features"])
             neg_x = []

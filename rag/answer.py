@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from rag.confidence import CONFIDENCE_MODELS, probability
 from rag.crosslingual import CrossLingualEncoder
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
+from rag.selector import CANDIDATES, SentenceSelector
 from rag.retrieval import (coverage, max_sim, names_found, names_shared, sentence_terms, settle_near_tie,
                            term_weights)
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
@@ -110,6 +111,14 @@ class AnswerConfig:
     # EM / F1 0.026 / 0.094 -> 0.056 / 0.178 (benchmarks/quality.py, rows +short answer, +reader). Arabic questions
     # keep the learned picker: on MLQA the reader's F1 was 0.214 against 0.208, its EM 0.050 against 0.106.
     cross_language_reader: bool = True
+    # The sentence selector (rag/selector.py), where one is loaded, picks the sentence quoted first among the
+    # best-scored: the highest sentence score + this x its score (a logit; its spread is some ten units, the
+    # sentence scores' some hundredths). benchmarks/quality.py docstring, sixteenth round.
+    selector_weight: float = 0.01
+    # ... and only when that sum leads the first sentence's by this much: a near tie stays with the sentence scores
+    # (held out, the best sentence holds the answer: MLQA 0.5725 -> 0.5648, English 0.5428 either way; it keeps
+    # "إسماعيل قآني" as the short answer of "من يقود فيلق القدس الإيراني؟", whose two sentences name him).
+    selector_lead: float = 0.005
 
 
 @dataclass
@@ -126,14 +135,15 @@ class ExtractiveAnswerer:
     def __init__(self, store: IndexStore, config: AnswerConfig = AnswerConfig(),
                  query_tokens: Callable[[str], np.ndarray] | None = None, reader: Reader | None = None,
                  cross_lingual: CrossLingualEncoder | None = None,
-                 translate: Callable[[str], str | None] | None = None):
+                 translate: Callable[[str], str | None] | None = None, selector: SentenceSelector | None = None):
         """`query_tokens`: question -> its token vectors (QueryEncoder.tokens); without it, or without token
         vectors in the index, sentences are scored without late interaction. `reader`: the extractive reader
         (rag/reader.py), for the short answers of questions in another language; `cross_lingual`: the model whose
         similarity across languages their abstention reads (rag/crosslingual.py); `translate`: their Arabic
-        wording (rag/translate/; the retriever's translator, whose cache already holds it)."""
+        wording (rag/translate/; the retriever's translator, whose cache already holds it); `selector`: the sentence
+        selector (rag/selector.py) that picks the sentence quoted first."""
         self.store, self.config, self.query_tokens, self.reader = store, config, query_tokens, reader
-        self.cross_lingual, self.translate = cross_lingual, translate
+        self.cross_lingual, self.translate, self.selector = cross_lingual, translate, selector
 
     def score_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         weights, total = term_weights(self.store, question)
@@ -178,7 +188,24 @@ class ExtractiveAnswerer:
         if not same_language and self.config.cross_language_tie_margin > 0:
             out = settle_near_tie(out, lambda s: s.score, lambda s: s.coverage,
                                   self.config.cross_language_tie_margin)
-        return out
+        return self.select(question, out)
+
+    def select(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        """The sentence quoted first, chosen by the sentence selector: of the CANDIDATES best-scored, the one whose
+        score + selector_weight x the selector's is highest goes first, with the first one's score, so that which
+        sentences join it is the sentence scores' rule as before (re-sorting them all by the sum dropped sentences
+        that answer: "كما رحب ... ترامب بمضمون المحادثات" for Trump's position on the Oman talks). Unchanged
+        without a selector."""
+        if self.selector is None or not self.config.selector_weight or len(scored) < 2:
+            return scored
+        top = scored[:CANDIDATES]
+        texts = [self.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end] for s in top]
+        total = [s.score + self.config.selector_weight * float(z)
+                 for s, z in zip(top, self.selector.scores(question, texts))]
+        pick = max(range(len(top)), key=total.__getitem__)
+        if total[pick] < total[0] + self.config.selector_lead:
+            return scored
+        return [replace(top[pick], score=scored[0].score), *scored[:pick], *scored[pick + 1:]]
 
     def sentences_read(self, hits: list[Hit]) -> dict[tuple[str, int, int], str]:
         """(document, start, end) -> the text of each sentence of the passages read."""

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from rag.generate import GenerativeAnswerer
     from rag.indexer import IndexReport, IndexSpec, Progress
     from rag.reader import Reader
+    from rag.selector import SentenceSelector
 
 
 class QueryEncoder:
@@ -135,11 +136,12 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
                  store: IndexStore | None = None, chat_model: BaseChatModel | None = None,
                  reader: Reader | None = None, cross_lingual: CrossLingualEncoder | None = None,
-                 translator: Callable[[str], str | None] | None = None):
+                 translator: Callable[[str], str | None] | None = None, selector: SentenceSelector | None = None):
         """`chat_model`: any LangChain chat model for generative answers; by default the one the settings
-        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`, `cross_lingual`, `translator`: the
-        extractive reader, the cross-language model and the question translator to share (a server keeps them
-        across index versions); by default made here when RAG_READER / RAG_CROSS_LINGUAL / RAG_TRANSLATOR is on."""
+        name (RAG_LLM_MODEL), else none, and answers are extractive. `reader`, `cross_lingual`, `translator`,
+        `selector`: the extractive reader, the cross-language model, the question translator and the sentence
+        selector to share (a server keeps them across index versions); by default made here when RAG_READER /
+        RAG_CROSS_LINGUAL / RAG_TRANSLATOR / RAG_SELECTOR is on."""
         limit_numpy_blas()  # before the first product: its threads would spin on the model's cores
         self.settings = settings or get_settings()
         self.embedder = embedder or Embedder(self.settings)
@@ -161,9 +163,14 @@ class Assistant:
             from rag.reader import load_reader
 
             reader = load_reader(s)
+        if selector is None and s.selector:
+            from rag.selector import load_selector
+
+            selector = load_selector(s)
         self.extractive = ExtractiveAnswerer(self.store, AnswerConfig(
             max_sentences=s.answer_sentences, abstain_threshold=s.abstain_threshold),
-            query_tokens=self.encode_query.tokens, reader=reader, cross_lingual=cross_lingual, translate=translator)
+            query_tokens=self.encode_query.tokens, reader=reader, cross_lingual=cross_lingual, translate=translator,
+            selector=selector)
         self.chat_model = chat_model
         if chat_model is None and (s.llm_model or s.llm_base_url):
             from rag.generate import chat_model_from_settings

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # built from it on first use. reader_runtime: onnx-int8 | onnx (the graph it runs). False: sentence scores only.
     reader: bool = True
     reader_runtime: Literal["onnx-int8", "onnx"] = "onnx-int8"
+    # The sentence selector (rag/selector.py): the bundled model fitted to tell the sentence that answers from the
+    # ones beside it, which picks the sentence quoted first; built from it on first use (an fp32 graph). False: the
+    # sentence scores alone.
+    selector: bool = True
     # A question in another language than Arabic is also scored by a model trained across languages
     # (rag/crosslingual.py, USE multilingual; loaded when a server starts, else by the first such question): its
     # abstention always, its second stage and sentences when none of the sentences read holds one of its names.

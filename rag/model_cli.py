@@ -31,11 +31,12 @@ def model_build(force: Annotated[bool, typer.Option("--force", help="rebuild eve
         for name, d in drift.items():
             cli.out.print(f"{name}: worst cosine to torch {d['pooled_min']:.5f} (vectors), {d['tokens_min']:.5f} "
                       "(token states)", markup=False)
-        from rag.reader_export import ensure_reader, reader_manifest
+        from rag.reader_export import READER, SELECTOR, ensure_export, manifest
 
-        ensure_reader(settings.model_dir, force=force)
-        for name, worst in (reader_manifest(settings.model_dir) or {}).get("drift_against_torch", {}).items():
-            cli.out.print(f"reader {name}: worst logit cosine to torch {worst:.5f}", markup=False)
+        for spec in (READER, SELECTOR):  # the cross-encoders: the extractive reader, the sentence selector
+            ensure_export(spec, settings.model_dir, force=force)
+            for name, worst in (manifest(spec, settings.model_dir) or {}).get("drift_against_torch", {}).items():
+                cli.out.print(f"{name}: worst logit cosine to torch {worst:.5f}", markup=False)
         cli.out.print(f"model ready in {settings.model_dir}", markup=False)
 
     cli._run(run)

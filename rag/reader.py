@@ -67,11 +67,12 @@ class ReadSpan:
 class Reader:
     """The exported reader graph (rag/reader_export.py) and its tokenizer, loaded once."""
 
-    def __init__(self, graph: Path, tokenizer: Path, threads: int | None = None, quick_dir: Path | None = None):
-        """`quick_dir`: the embedding export, whose QuickTokenizer (rag/runtime/tokenizer.py) is the same tokenizer as
+    def __init__(self, graph: Path, tokenizer: Path, threads: int | None = None, quick_dir: Path | None = None,
+                 max_length: int = MAX_LENGTH):
+        """`max_length`: question + passage tokens, the passage cut to fit. `quick_dir`: the embedding export, whose QuickTokenizer (rag/runtime/tokenizer.py) is the same tokenizer as
         `tokenizer` (both are transformers' own) and ready in a fraction of the full one's second to load."""
         self.graph, self.tokenizer_path, self.threads = Path(graph), Path(tokenizer), threads
-        self.quick_dir = quick_dir
+        self.quick_dir, self.max_length = quick_dir, max_length
         self._quick: Any = None
         self._session: Any = None
         self._tokenizer: Any = None
@@ -106,7 +107,7 @@ class Reader:
 
                 tok = Tokenizer.from_file(str(self.tokenizer_path))
                 tok.no_padding()
-                tok.enable_truncation(MAX_LENGTH, strategy="only_second")
+                tok.enable_truncation(self.max_length, strategy="only_second")
                 self._tokenizer = tok
         return self._tokenizer
 
@@ -116,7 +117,7 @@ class Reader:
         pairs = [(question, p) for p in passages]
         if quick and self._quick is not None and self._quick.handles([question, *passages]):
             tok, vocab = self._quick.for_texts([question, *passages])
-            tok.enable_truncation(MAX_LENGTH, strategy="only_second")
+            tok.enable_truncation(self.max_length, strategy="only_second")
             encodings = tok.encode_batch(pairs)
             token_ids = [[vocab[i] for i in e.ids] for e in encodings]
         else:
@@ -163,12 +164,12 @@ def load_reader(settings) -> Reader:
     whatever model the index was embedded with: it reads text, not the index's vectors."""
     from rag.model_builder import ensure_model
     from rag.onnx_export import has_file
-    from rag.reader_export import ensure_reader, reader_is_current, verified_reader
+    from rag.reader_export import READER, ensure_export, is_current, verified
 
     model_dir = Path(settings.model_dir).expanduser().absolute()
-    if not reader_is_current(model_dir):
+    if not is_current(READER, model_dir):
         ensure_model(settings.model_copy(update={"embedding_model": ""}))
-        ensure_reader(model_dir)
+        ensure_export(READER, model_dir)
     graph = "reader_int8.onnx" if settings.reader_runtime == "onnx-int8" else "reader.onnx"
     quick = model_dir / "onnx" if has_file(model_dir, "vocab.txt") else None
-    return Reader(verified_reader(model_dir, graph), verified_reader(model_dir, "tokenizer.json"), quick_dir=quick)
+    return Reader(verified(READER, model_dir, graph), verified(READER, model_dir, "tokenizer.json"), quick_dir=quick)

@@ -1,16 +1,19 @@
-"""Build the reader's ONNX graph (rag/reader.py) from the built e5 weights and the shipped deltas, offline.
+"""Build the cross-encoders' ONNX graphs from the built e5 weights and their shipped deltas, offline: the extractive
+reader (rag/reader.py) and the sentence selector (rag/selector.py).
 
-rag/data/reader.npz holds what benchmarks/train_reader.py fitted: low-rank deltas B A of the top layers' linear
-weights (their scale folded into B) and the span head. The build adds each delta to its weight, puts the head on
-the last hidden states, and exports input_ids, attention_mask -> span_logits (batch, sequence, 2) with the same
-steps as the embedding export (rag/onnx_export.py: TorchScript export, transformer fusions, the word embeddings
-kept float16, a dynamically quantised int8 copy), checked against the merged torch model. Layout, beside the
-model::
+Each is the e5 model read as a cross-encoder with a head of two columns over its last hidden states, and differs
+only in what was fitted: rag/data/reader.npz (benchmarks/train_reader.py: a start / end score per token) and
+rag/data/selector.npz (benchmarks/train_selector.py: a score per sentence, read off the same two columns). The
+file holds low-rank deltas B A of the top layers' linear weights (their scale folded into B) and the head. The
+build adds each delta to its weight, puts the head on the last hidden states, and exports input_ids,
+attention_mask -> span_logits (batch, sequence, 2) with the same steps as the embedding export
+(rag/onnx_export.py: TorchScript export, transformer fusions, the word embeddings kept float16, a dynamically
+quantised int8 copy), checked against the merged torch model. Layout, beside the model (NAME = reader, selector)::
 
-    reader/reader.onnx       fp32 graph (float16 word embeddings)
-    reader/reader_int8.onnx  int8 weights per output channel
-    reader/tokenizer.json    the model's tokenizer as transformers runs it (pairs: question, passage)
-    reader/rag-reader.json   checksums, the drift measured, the model build and the deltas it came from
+    NAME/NAME.onnx         fp32 graph (float16 word embeddings)
+    NAME/NAME_int8.onnx    int8 weights per output channel (the reader only)
+    NAME/tokenizer.json    the model's tokenizer as transformers runs it (pairs: question, passage)
+    NAME/rag-NAME.json     checksums, the drift measured, the model build and the deltas it came from
 
 Written beside the model and renamed into place, like the other exports.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,11 +33,33 @@ from rag.model_builder import _lock, rebuild_hint
 from rag.onnx_export import (OPSET, _float16_word_embeddings, _fuse, _quantize, _source_key, checked_file,
                               file_entries, replace_dir)
 
-READER_DIR = "reader"
-READER_MANIFEST = "rag-reader.json"
-READER_FORMAT = 1
-DELTAS = Path(__file__).resolve().parent / "data" / "reader.npz"
-# The (question, passage) pairs the export is checked on, Arabic and English, one past the length limit.
+EXPORT_FORMAT = 1
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class CrossEncoder:
+    """One exported cross-encoder: its name (directory, graphs, manifest) and the deltas it is built from."""
+    name: str
+    deltas: Path
+    # An int8 copy too. The selector's scores are one number a sentence, and int8 moved them too far (on 150 MLQA
+    # questions' sentences: correlation with torch 0.937, the same best sentence for 78%), so it runs in fp32.
+    quantized: bool = True
+
+    @property
+    def manifest_name(self) -> str:
+        return f"rag-{self.name}.json"
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        # Worst agreement with the merged torch model allowed: the cosine of each pair's two logit columns over its
+        # tokens. A wrong merge (a delta on the wrong layer, the scale applied twice) falls far below.
+        return {f"{self.name}.onnx": 0.999, **({f"{self.name}_int8.onnx": 0.9} if self.quantized else {})}
+
+
+READER = CrossEncoder("reader", DATA / "reader.npz")
+SELECTOR = CrossEncoder("selector", DATA / "selector.npz", quantized=False)
+# The (question, passage) pairs an export is checked on, Arabic and English, one past the length limit.
 CHECK_PAIRS = [
     ("متى تستأنف المحادثات بين العراق والولايات المتحدة؟",
      "أعلنت بغداد، الخميس، أن المحادثات مع الولايات المتحدة الأميركية تستأنف الأحد، بهدف مناقشة مستقبل مهمة "
@@ -42,13 +68,10 @@ CHECK_PAIRS = [
     ("Who commands Iran's Quds Force?", "ويقود فيلق القدس، ذراع العمليات الخارجية للحرس الثوري، إسماعيل قآني منذ 2020."),
     ("كم سعر النفط؟", "ارتفعت أسعار النفط اليوم بعد قرار أوبك خفض الإنتاج، وحذرت الأرصاد من عاصفة رملية. " * 30),
 ]
-# Worst agreement with the merged torch model allowed: the cosine of each pair's start and end logits over its
-# tokens. A wrong merge (a delta on the wrong layer, the scale applied twice) falls far below.
-THRESHOLDS = {"reader.onnx": 0.999, "reader_int8.onnx": 0.9}
 
 
 @lru_cache(maxsize=4)
-def deltas_key(path: Path = DELTAS) -> str | None:
+def deltas_key(path: Path) -> str | None:
     """The deltas' SHA-256, once per process: they are package data, and every Assistant checks the export."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -56,44 +79,44 @@ def deltas_key(path: Path = DELTAS) -> str | None:
         return None
 
 
-def reader_manifest(model_dir: Path) -> dict | None:
+def manifest(spec: CrossEncoder, model_dir: Path) -> dict | None:
     try:
-        return json.loads((Path(model_dir) / READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))
+        return json.loads((Path(model_dir) / spec.name / spec.manifest_name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def reader_is_current(model_dir: Path) -> bool:
-    m = reader_manifest(model_dir)
-    return bool(m and m.get("format") == READER_FORMAT and m.get("source") == _source_key(model_dir)
-                and m.get("deltas") == deltas_key())
+def is_current(spec: CrossEncoder, model_dir: Path) -> bool:
+    m = manifest(spec, model_dir)
+    return bool(m and m.get("format") == EXPORT_FORMAT and m.get("source") == _source_key(model_dir)
+                and m.get("deltas") == deltas_key(spec.deltas))
 
 
-def verified_reader(model_dir: Path, name: str) -> Path:
-    """One file of the reader export, checked against its manifest by size and modification time (hashed when
-    they differ), as rag.onnx_export.verified_onnx does."""
-    m, path = reader_manifest(model_dir), Path(model_dir) / READER_DIR / name
+def verified(spec: CrossEncoder, model_dir: Path, name: str) -> Path:
+    """One file of an export, checked against its manifest by size and modification time (hashed when they
+    differ), as rag.onnx_export.verified_onnx does."""
+    m, path = manifest(spec, model_dir), Path(model_dir) / spec.name / name
     hint = f"run `rag model build`, or {rebuild_hint(Path(model_dir))}"
     want = (m or {}).get("files", {}).get(name)
     if not want or not path.is_file():
-        raise ModelUnavailable(f"the reader export in {path.parent} is missing {name}: {hint}")
-    return checked_file(path, want, "reader file", hint)
+        raise ModelUnavailable(f"the {spec.name} export in {path.parent} is missing {name}: {hint}")
+    return checked_file(path, want, f"{spec.name} file", hint)
 
 
 # ---- the build path (torch, onnx, onnxruntime.quantization) ------------------------------------------------
-def ensure_reader(model_dir: Path, force: bool = False) -> Path:
-    """Export the reader unless a current export is there. Returns its directory."""
+def ensure_export(spec: CrossEncoder, model_dir: Path, force: bool = False) -> Path:
+    """Export `spec` unless a current export is there. Returns its directory."""
     model_dir = Path(model_dir)
-    if not DELTAS.is_file():
-        raise ModelUnavailable(f"the reader's weights {DELTAS} are missing: reinstall the package")
-    with _lock(model_dir / READER_DIR):
-        if force or not reader_is_current(model_dir):
-            _export_locked(model_dir)
-    return model_dir / READER_DIR
+    if not spec.deltas.is_file():
+        raise ModelUnavailable(f"the {spec.name}'s weights {spec.deltas} are missing: reinstall the package")
+    with _lock(model_dir / spec.name):
+        if force or not is_current(spec, model_dir):
+            replace_dir(model_dir, spec.name, lambda tmp: _build(spec, model_dir, tmp))
+    return model_dir / spec.name
 
 
-def merged_model(model_dir: Path, deltas: Path = DELTAS):
-    """The torch reader: the built BertModel with each delta added to its weight, and the span head."""
+def merged_model(model_dir: Path, deltas: Path):
+    """The torch cross-encoder: the built BertModel with each delta added to its weight, and the head."""
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -128,20 +151,17 @@ def merged_model(model_dir: Path, deltas: Path = DELTAS):
         return SpanReader().eval()
 
 
-def _export_locked(model_dir: Path) -> None:
-    replace_dir(model_dir, READER_DIR, lambda tmp: _build(model_dir, tmp))
-
-
-def _build(model_dir: Path, tmp: Path) -> None:
-    model = merged_model(model_dir)
+def _build(spec: CrossEncoder, model_dir: Path, tmp: Path) -> None:
+    model = merged_model(model_dir, spec.deltas)
     _export_graph(model, tmp / "exported.onnx")
     _fuse(tmp / "exported.onnx", tmp / "float32.onnx", model_dir)
     (tmp / "exported.onnx").unlink()
     _write_tokenizer(model_dir, tmp / "tokenizer.json")
-    _quantize(tmp / "float32.onnx", tmp / "reader_int8.onnx")
-    _float16_word_embeddings(tmp / "float32.onnx", tmp / "reader.onnx")
+    if spec.quantized:
+        _quantize(tmp / "float32.onnx", tmp / f"{spec.name}_int8.onnx")
+    _float16_word_embeddings(tmp / "float32.onnx", tmp / f"{spec.name}.onnx")
     (tmp / "float32.onnx").unlink()
-    _write_manifest(model_dir, tmp, check_export(model, tmp))
+    _write_manifest(spec, model_dir, tmp, check_export(model, tmp, thresholds=spec.thresholds))
 
 
 def _write_tokenizer(model_dir: Path, out: Path) -> None:
@@ -169,7 +189,7 @@ def _export_graph(model, out: Path) -> None:
     onnx.checker.check_model(str(out))
 
 
-def check_export(model, export_dir: Path, pairs=CHECK_PAIRS, thresholds=THRESHOLDS) -> dict[str, float]:
+def check_export(model, export_dir: Path, thresholds: dict[str, float], pairs=CHECK_PAIRS) -> dict[str, float]:
     """Run `pairs` through the merged torch model and each graph; raise when a graph's worst logit cosine is
     under its threshold. Returns the worst cosine per graph."""
     import torch
@@ -190,17 +210,17 @@ def check_export(model, export_dir: Path, pairs=CHECK_PAIRS, thresholds=THRESHOL
                 worst = min(worst, float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)))
         drift[name] = round(worst, 6)
         if worst < floor:
-            raise ModelUnavailable(f"the reader export {name} drifts from torch: worst logit cosine {worst:.4f} "
+            raise ModelUnavailable(f"the export {name} drifts from torch: worst logit cosine {worst:.4f} "
                                    f"(needs {floor}); not installed")
     return drift
 
 
-def _write_manifest(model_dir: Path, tmp: Path, drift: dict) -> None:
-    files = file_entries(tmp, READER_MANIFEST)
-    with np.load(DELTAS, allow_pickle=False) as z:
+def _write_manifest(spec: CrossEncoder, model_dir: Path, tmp: Path, drift: dict) -> None:
+    files = file_entries(tmp, spec.manifest_name)
+    with np.load(spec.deltas, allow_pickle=False) as z:
         trained = json.loads(str(z["meta"]))
-    (tmp / READER_MANIFEST).write_text(json.dumps({
-        "format": READER_FORMAT, "source": _source_key(model_dir), "deltas": deltas_key(), "trained": trained,
-        "drift_against_torch": drift, "files": files}, indent=2) + "\n", encoding="utf-8")
-    (tmp / READER_MANIFEST).chmod(0o644)
+    (tmp / spec.manifest_name).write_text(json.dumps({
+        "format": EXPORT_FORMAT, "source": _source_key(model_dir), "deltas": deltas_key(spec.deltas),
+        "trained": trained, "drift_against_torch": drift, "files": files}, indent=2) + "\n", encoding="utf-8")
+    (tmp / spec.manifest_name).chmod(0o644)
     tmp.chmod(0o755)

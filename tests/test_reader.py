@@ -59,34 +59,34 @@ def test_the_quick_tokenizer_encodes_pairs_as_the_full_one_does(reader):
 
 def test_a_corrupt_reader_graph_is_refused_with_a_message(tmp_path):
     from rag.config import get_settings
-    from rag.reader_export import READER_DIR, verified_reader
+    from rag.reader_export import READER, verified
 
     model_dir = get_settings().model_dir
     copy = tmp_path / "model"
     copy.mkdir()
     for f in ("rag-model.json", "config.json"):
         shutil.copy(model_dir / f, copy / f)
-    shutil.copytree(model_dir / READER_DIR, copy / READER_DIR)
-    assert verified_reader(copy, "tokenizer.json").is_file()
-    with open(copy / READER_DIR / "tokenizer.json", "r+b") as f:
+    shutil.copytree(model_dir / READER.name, copy / READER.name)
+    assert verified(READER, copy, "tokenizer.json").is_file()
+    with open(copy / READER.name / "tokenizer.json", "r+b") as f:
         f.truncate(100)
     with pytest.raises(ModelUnavailable, match="corrupt"):
-        verified_reader(copy, "tokenizer.json")
+        verified(READER, copy, "tokenizer.json")
 
 
 def test_an_export_of_other_deltas_is_not_current(tmp_path):
     from rag.config import get_settings
-    from rag.reader_export import READER_DIR, READER_MANIFEST, reader_is_current
+    from rag.reader_export import READER, is_current
 
     model_dir = get_settings().model_dir
-    assert reader_is_current(model_dir)
+    assert is_current(READER, model_dir)
     copy = tmp_path / "model"
     copy.mkdir()
     shutil.copy(model_dir / "rag-model.json", copy / "rag-model.json")
-    (copy / READER_DIR).mkdir()
-    manifest = json.loads((model_dir / READER_DIR / READER_MANIFEST).read_text(encoding="utf-8"))
-    (copy / READER_DIR / READER_MANIFEST).write_text(json.dumps({**manifest, "deltas": "0" * 64}), encoding="utf-8")
-    assert not reader_is_current(copy)
+    (copy / READER.name).mkdir()
+    manifest = json.loads((model_dir / READER.name / READER.manifest_name).read_text(encoding="utf-8"))
+    (copy / READER.name / READER.manifest_name).write_text(json.dumps({**manifest, "deltas": "0" * 64}), encoding="utf-8")
+    assert not is_current(READER, copy)
 
 
 def test_an_english_question_gets_the_readers_span_as_its_short_answer(assistant):
