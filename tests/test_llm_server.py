@@ -168,7 +168,10 @@ TALKS = "When do the Iraq-US talks resume?"
 def test_the_chat_model_words_an_english_question_for_bm25(llm_settings, assistant):
     from rag.retrieval import HybridRetriever
 
-    translator = translator_from_settings(llm_settings.model_copy(update={"translator": "llm"}))
+    # A wait long enough for a loaded machine: the first request evaluates the 20 pairs (RAG_TRANSLATOR_TIMEOUT's
+    # 10 s is a deployment's bound, and a timeout here would be a wall-clock assertion).
+    translator = translator_from_settings(llm_settings.model_copy(update={"translator": "llm",
+                                                                          "translator_timeout": 300}))
     assert isinstance(translator, ChatTranslator)
     wording = translator(TALKS)
     # One Arabic question, whatever the tiny model runs on to after it through the chat template.
