@@ -221,19 +221,24 @@ def main() -> None:
     held_out = evaluate(model, head, tokenizer, mlqa, mlqa_corpus, args.eval_limit)
     print(f"MLQA (held out), gold paragraph: {held_out}", flush=True)
 
+    save_deltas(args.out, head, wrapped, model_dir, {
+        "rank": args.rank, "alpha": args.alpha, "layers": [layers.start, layers.stop], "epochs": args.epochs,
+        "lr": args.lr, "train": "ARCD (../shared/eval/arcd), gold paragraphs + one negative per question",
+        "train_examples": len(train), "train_seconds": round(seconds), "mlqa_gold_paragraph": held_out})
+
+
+def save_deltas(out: Path, head, wrapped: dict, model_dir: Path, meta: dict) -> None:
+    """What ships: the head, each adapter's deltas as float16 (their scale folded into B), and `meta` with the hash
+    of the base weights they were fitted on."""
     built = read_manifest(model_dir) or {}
     arrays = {"head.weight": head.weight.detach().numpy(), "head.bias": head.bias.detach().numpy()}
     for name, m in wrapped.items():
         arrays[f"{name}.lora_A"] = m.A.detach().numpy().astype(np.float16)
         arrays[f"{name}.lora_B"] = (m.B.detach() * m.scale).numpy().astype(np.float16)  # scale folded in
-    meta = {"base_weights_sha256": built.get("files", {}).get("model.safetensors", {}).get("sha256"),
-            "rank": args.rank, "alpha": args.alpha, "layers": [layers.start, layers.stop], "epochs": args.epochs,
-            "lr": args.lr, "train": "ARCD (../shared/eval/arcd), gold paragraphs + one negative per question",
-            "train_examples": len(train), "train_seconds": round(seconds), "mlqa_gold_paragraph": held_out}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, meta=np.array(json.dumps(meta)), **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
-
+    meta = {"base_weights_sha256": built.get("files", {}).get("model.safetensors", {}).get("sha256"), **meta}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
 
 if __name__ == "__main__":
     main()

@@ -38,9 +38,9 @@ import quality as Q  # noqa: E402
 from rag.answer import AnswerConfig  # noqa: E402
 from rag.arabic import answer_contains  # noqa: E402
 from rag.evaluate import EvalQuestion, load_questions, prepare  # noqa: E402
-from rag.model_builder import ensure_model, read_manifest  # noqa: E402
+from rag.model_builder import ensure_model  # noqa: E402
 from rag.selector import CANDIDATES, MAX_LENGTH  # noqa: E402
-from train_reader import lora  # noqa: E402
+from train_reader import lora, save_deltas  # noqa: E402
 
 
 TRAIN_CANDIDATES = 10  # per question; the answerer re-scores fewer (rag.selector.CANDIDATES)
@@ -186,19 +186,10 @@ def main() -> None:
             held_out[name] = {"questions": n, "best_sentence_holds_answer": [round(before / n, 4), round(after / n, 4)]}
     print(f"held out, the sentence quoted first holds the gold answer (sentence scores -> with the selector): "
           f"{held_out}")
-    built = read_manifest(model_dir) or {}
-    arrays = {"head.weight": head.weight.detach().numpy(), "head.bias": head.bias.detach().numpy()}
-    for name, m in wrapped.items():
-        arrays[f"{name}.lora_A"] = m.A.detach().numpy().astype(np.float16)
-        arrays[f"{name}.lora_B"] = (m.B.detach() * m.scale).numpy().astype(np.float16)
-    meta = {"base_weights_sha256": built.get("files", {}).get("model.safetensors", {}).get("sha256"),
-            "rank": args.rank, "alpha": 2.0 * args.rank, "layers": [layers.start, layers.stop], "epochs": args.epochs,
-            "lr": args.lr, "train": "ARCD (../shared/eval/arcd): each question's 10 best-scored sentences, listwise",
-            "train_questions": len(cache), "train_seconds": round(seconds), "held_out": held_out}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, meta=np.array(json.dumps(meta)), **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
-
+    save_deltas(args.out, head, wrapped, model_dir, {
+        "rank": args.rank, "alpha": 2.0 * args.rank, "layers": [layers.start, layers.stop], "epochs": args.epochs,
+        "lr": args.lr, "train": "ARCD (../shared/eval/arcd): each question's 10 best-scored sentences, listwise",
+        "train_questions": len(cache), "train_seconds": round(seconds), "held_out": held_out})
 
 if __name__ == "__main__":
     main()
