@@ -160,16 +160,9 @@ class Reader:
 
 
 def load_reader(settings) -> Reader:
-    """The reader of the bundled model build (built, and its graph exported, on first use; rag/reader_export.py),
-    whatever model the index was embedded with: it reads text, not the index's vectors."""
-    from rag.model_builder import ensure_model
-    from rag.onnx_export import has_file
-    from rag.reader_export import READER, ensure_export, is_current, verified
+    """The reader of the bundled model build (its graph exported on first use; rag/reader_export.py)."""
+    from rag.reader_export import READER, exported
 
-    model_dir = Path(settings.model_dir).expanduser().absolute()
-    if not is_current(READER, model_dir):
-        ensure_model(settings.model_copy(update={"embedding_model": ""}))
-        ensure_export(READER, model_dir)
-    graph = "reader_int8.onnx" if settings.reader_runtime == "onnx-int8" else "reader.onnx"
-    quick = model_dir / "onnx" if has_file(model_dir, "vocab.txt") else None
-    return Reader(verified(READER, model_dir, graph), verified(READER, model_dir, "tokenizer.json"), quick_dir=quick)
+    graph, tokenizer, quick = exported(READER, settings, "reader_int8.onnx" if settings.reader_runtime == "onnx-int8"
+                                       else "reader.onnx")
+    return Reader(graph, tokenizer, quick_dir=quick)

@@ -103,6 +103,21 @@ def verified(spec: CrossEncoder, model_dir: Path, name: str) -> Path:
     return checked_file(path, want, f"{spec.name} file", hint)
 
 
+def exported(spec: CrossEncoder, settings, graph: str) -> tuple[Path, Path, Path | None]:
+    """The bundled model build's `graph` of `spec` (built, and exported, on first use), its tokenizer, and the
+    embedding export whose quick tokenizer can stand in for it (None without one): what rag.reader.Reader loads.
+    Whatever model the index was embedded with: a cross-encoder reads text, not the index's vectors."""
+    from rag.model_builder import ensure_model
+    from rag.onnx_export import has_file
+
+    model_dir = Path(settings.model_dir).expanduser().absolute()
+    if not is_current(spec, model_dir):
+        ensure_model(settings.model_copy(update={"embedding_model": ""}))
+        ensure_export(spec, model_dir)
+    quick = model_dir / "onnx" if has_file(model_dir, "vocab.txt") else None
+    return verified(spec, model_dir, graph), verified(spec, model_dir, "tokenizer.json"), quick
+
+
 # ---- the build path (torch, onnx, onnxruntime.quantization) ------------------------------------------------
 def ensure_export(spec: CrossEncoder, model_dir: Path, force: bool = False) -> Path:
     """Export `spec` unless a current export is there. Returns its directory."""

@@ -47,17 +47,9 @@ class SentenceSelector:
 
 
 def load_selector(settings) -> SentenceSelector:
-    """The selector of the bundled model build (its graph exported on first use), whatever model the index was
-    embedded with: it reads text, not the index's vectors."""
-    from rag.model_builder import ensure_model
-    from rag.onnx_export import has_file
-    from rag.reader_export import SELECTOR, ensure_export, is_current, verified
+    """The selector of the bundled model build (its graph exported on first use; rag/reader_export.py), fp32
+    whatever reader_runtime says (rag.reader_export.CrossEncoder.quantized)."""
+    from rag.reader_export import SELECTOR, exported
 
-    model_dir = Path(settings.model_dir).expanduser().absolute()
-    if not is_current(SELECTOR, model_dir):
-        ensure_model(settings.model_copy(update={"embedding_model": ""}))
-        ensure_export(SELECTOR, model_dir)
-    graph = "selector.onnx"  # fp32 whatever reader_runtime says (rag.reader_export.CrossEncoder.quantized)
-    quick = model_dir / "onnx" if has_file(model_dir, "vocab.txt") else None
-    return SentenceSelector(verified(SELECTOR, model_dir, graph), verified(SELECTOR, model_dir, "tokenizer.json"),
-                            quick_dir=quick)
+    graph, tokenizer, quick = exported(SELECTOR, settings, "selector.onnx")
+    return SentenceSelector(graph, tokenizer, quick_dir=quick)
