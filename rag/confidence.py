@@ -28,14 +28,15 @@ import math
 # benchmarks/quality.py docstring, seventh, thirteenth, fourteenth and fifteenth rounds).
 # same_language and cross_language_e5 were last fitted over the pq index with its own late-interaction weight
 # (rag.chain.LATE_WEIGHT_BY_CODEC; eighth round): late interaction through pq codes runs on a narrower scale than
-# int8's, hence the larger `late`; cross_language over the same index with openvino-int8 (fifteenth round).
+# int8's, hence the larger `late`; same_language and cross_language last over the same index with openvino-int8 and
+# the sentence selector's pick as the best sentence (sixteenth and seventeenth rounds).
 CONFIDENCE_FEATURES = ("cos", "coverage", "late", "passage_coverage", "dense_top", "dense_margin", "bm25_top",
                        "bm25_margin")
 CROSS_LANGUAGE_FEATURES = ("late_top", "coverage", "crosslingual_top", "names_found")
 CONFIDENCE_MODELS = {
-    "same_language": {"bias": -67.86, "cos": 51.608, "coverage": 2.48, "late": 30.772, "passage_coverage": 2.316,
-                      "dense_top": -1.73, "dense_margin": 2.343, "bm25_top": -3.044, "bm25_margin": 1.434},
-    "cross_language": {"bias": -40.452, "late_top": 48.995, "coverage": 0.879, "crosslingual_top": 10.265,
+    "same_language": {"bias": -66.196, "cos": 48.548, "coverage": 1.988, "late": 31.134, "passage_coverage": 2.672,
+                      "dense_top": -1.046, "dense_margin": 2.419, "bm25_top": -2.567, "bm25_margin": 1.303},
+    "cross_language": {"bias": -40.624, "late_top": 49.194, "coverage": 1.074, "crosslingual_top": 10.09,
                        "names_found": 0.523},
     # Without the cross-language model (RAG_CROSS_LINGUAL=false): the fit before it (eighth round).
     "cross_language_e5": {"bias": -50.483, "late_top": 67.193, "coverage": 1.521},
