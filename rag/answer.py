@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from rag.confidence import CONFIDENCE_MODELS, probability
 from rag.crosslingual import CrossLingualEncoder
 from rag.names import KEY_PREFIX, arabic_keys, question_names
 from rag.reader import Reader
-from rag.selector import CANDIDATES, SentenceSelector
+from rag.selector import CANDIDATES, SentenceSelector, reorder
 from rag.retrieval import (coverage, max_sim, names_found, names_shared, sentence_terms, settle_near_tie,
                            term_weights)
 from rag.short_answer import (SpanConfig, extend_number, fit_span, mark_asked, pick, question_type, sentence_words,
@@ -119,6 +119,11 @@ class AnswerConfig:
     # (held out, the best sentence holds the answer: MLQA 0.5725 -> 0.5648, English 0.5428 either way; it keeps
     # "إسماعيل قآني" as the short answer of "من يقود فيلق القدس الإيراني؟", whose two sentences name him).
     selector_lead: float = 0.005
+    # ... and the candidate with the next highest sum, when from the pick's article, joins it when within this of
+    # the pick's sum: it often answers when the pick does not (held out, every question answered, MLQA c@400 0.683 ->
+    # 0.693 for 2 more characters; from any article 0.700, but it then displaced the sentences that answer Trump's
+    # position on the Oman talks; benchmarks/quality.py docstring, seventeenth round). None: it does not join.
+    selector_join_margin: float | None = 0.05
 
 
 @dataclass
@@ -191,21 +196,12 @@ class ExtractiveAnswerer:
         return self.select(question, out)
 
     def select(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
-        """The sentence quoted first, chosen by the sentence selector: of the CANDIDATES best-scored, the one whose
-        score + selector_weight x the selector's is highest goes first, with the first one's score, so that which
-        sentences join it is the sentence scores' rule as before (re-sorting them all by the sum dropped sentences
-        that answer: "كما رحب ... ترامب بمضمون المحادثات" for Trump's position on the Oman talks). Unchanged
-        without a selector."""
+        """The sentences quoted first, as the sentence selector orders the CANDIDATES best-scored
+        (rag.selector.reorder). Unchanged without a selector."""
         if self.selector is None or not self.config.selector_weight or len(scored) < 2:
             return scored
-        top = scored[:CANDIDATES]
-        texts = [self.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end] for s in top]
-        total = [s.score + self.config.selector_weight * float(z)
-                 for s, z in zip(top, self.selector.scores(question, texts))]
-        pick = max(range(len(top)), key=total.__getitem__)
-        if total[pick] < total[0] + self.config.selector_lead:
-            return scored
-        return [replace(top[pick], score=scored[0].score), *scored[:pick], *scored[pick + 1:]]
+        texts = [self.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end] for s in scored[:CANDIDATES]]
+        return reorder(scored, self.selector.scores(question, texts), self.config)
 
     def sentences_read(self, hits: list[Hit]) -> dict[tuple[str, int, int], str]:
         """(document, start, end) -> the text of each sentence of the passages read."""

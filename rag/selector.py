@@ -9,7 +9,8 @@ as it does the extractive reader's.
 
 The answerer (rag/answer.py, ExtractiveAnswerer.select) reads the CANDIDATES best-scored sentences and quotes first
 the one with the highest sentence score + AnswerConfig.selector_weight x its score, when that sum leads the first
-one's by AnswerConfig.selector_lead; the sentence scores still decide which sentences join it. By itself the
+one's by AnswerConfig.selector_lead, and the runner-up of its article beside it (`reorder`); the sentence scores
+still decide which other sentences join them. By itself the
 selector chose worse than the sentence scores (held out, the best sentence holds the gold answer: MLQA 0.534 by
 the scores, 0.495 by a first fit of the selector alone, 0.565 by both as shipped), and re-sorting every candidate by the sum lost sentences that
 answer (benchmarks/quality.py docstring, sixteenth round).
@@ -17,6 +18,7 @@ answer (benchmarks/quality.py docstring, sixteenth round).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,30 @@ class SentenceSelector:
         logits = self._reader.logits(ids, mask)
         m = mask.astype(np.float32)
         return logits[:, 0, 0] + (logits[..., 1] * m).sum(axis=1) / m.sum(axis=1)
+
+
+def reorder(scored: list, selector_scores: np.ndarray, config) -> list:
+    """The answerer's scored sentences (rag.answer.ScoredSentence, best first) with the selector's pick first: of the
+    CANDIDATES best-scored, whose `selector_scores` are given, the one with the highest score + selector_weight x its
+    selector score, when that leads the first one's by selector_lead (a near tie stays with the sentence scores). It
+    takes the first one's score, so that which sentences join it is the sentence scores' rule (re-sorting every
+    candidate by the sum dropped sentences that answer: "كما رحب ... ترامب بمضمون المحادثات" for Trump's position on
+    the Oman talks). The runner-up by that sum comes second, its score lifted to the second-sentence margin so that it
+    joins, when it is from the pick's article and within selector_join_margin of its sum. `config`: the answerer's
+    AnswerConfig."""
+    top = scored[:CANDIDATES]
+    total = [s.score + config.selector_weight * float(z) for s, z in zip(top, selector_scores)]
+    pick = max(range(len(top)), key=total.__getitem__)
+    if total[pick] < total[0] + config.selector_lead:
+        pick = 0
+    first = replace(top[pick], score=scored[0].score)
+    runner = max((i for i in range(len(top)) if i != pick), key=total.__getitem__)
+    margin = config.selector_join_margin
+    if (margin is None or total[runner] < total[pick] - margin
+            or top[runner].hit.chunk.doc_id != top[pick].hit.chunk.doc_id):
+        return [first, *(s for i, s in enumerate(scored) if i != pick)]
+    lifted = max(top[runner].score, scored[0].score - config.second_sentence_margin)
+    return [first, replace(top[runner], score=lifted), *(s for i, s in enumerate(scored) if i not in (pick, runner))]
 
 
 def load_selector(settings) -> SentenceSelector:

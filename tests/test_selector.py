@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -76,12 +77,44 @@ def test_the_selector_picks_the_first_sentence_and_the_scores_pick_the_rest(assi
     top = before[:CANDIDATES]
     texts = [assistant.store.document(s.hit.chunk.doc_id).text[s.span.start:s.span.end] for s in top]
     total = [s.score + answerer.config.selector_weight * float(z) for s, z in zip(top, selector.scores(question, texts))]
-    pick = top[total.index(max(total))]
-    if max(total) < total[0] + answerer.config.selector_lead:
-        pick = top[0]  # a near tie stays with the sentence scores
-    assert (after[0].hit.row, after[0].span) == (pick.hit.row, pick.span)
+    config = answerer.config
+    pick = total.index(max(total))
+    if total[pick] < total[0] + config.selector_lead:
+        pick = 0  # a near tie stays with the sentence scores
+    runner = max((i for i in range(len(top)) if i != pick), key=total.__getitem__)
+    joins = (total[runner] >= total[pick] - config.selector_join_margin
+             and top[runner].hit.chunk.doc_id == top[pick].hit.chunk.doc_id)
+    assert (after[0].hit.row, after[0].span) == (top[pick].hit.row, top[pick].span)
     assert after[0].score == before[0].score  # it takes the first one's score: the margins read from there
-    assert after[1:] == [s for s in before if s is not pick]  # the rest in their order, with their scores
+    moved = (pick, runner) if joins else (pick,)
+    if joins:  # the runner-up comes second, within the second-sentence margin of the first, so that it is quoted
+        assert (after[1].hit.row, after[1].span) == (top[runner].hit.row, top[runner].span)
+        assert after[1].score == max(top[runner].score, before[0].score - config.second_sentence_margin)
+    rest = after[len(moved):]
+    assert rest == [s for i, s in enumerate(before) if i not in moved]  # the rest in their order, with their scores
+
+
+def test_the_selectors_runner_up_from_the_same_article_is_quoted_beside_its_pick(assistant):
+    """With margins that let no sentence join on its score, the selector's runner-up is what makes a second one."""
+    answerer = assistant.extractive
+    hits = assistant.hybrid.search(TALKS, assistant.settings.top_k)
+    vector = assistant.encode_query(TALKS)
+    config = answerer.config
+    alone = replace(config, second_sentence_margin=0.0, neighbour_margin=0.0)
+    try:
+        answerer.config = replace(alone, selector_join_margin=None)
+        single = answerer.answer(TALKS, vector, hits)
+        answerer.config = replace(alone, selector_join_margin=1.0)
+        joined = answerer.answer(TALKS, vector, hits)
+        scored = answerer.score_sentences(TALKS, vector, hits)
+    finally:
+        answerer.config = config
+    assert len(single.citations) == 1
+    runner = scored[1]
+    assert runner.hit.chunk.doc_id == scored[0].hit.chunk.doc_id  # the join reads only the pick's article
+    assert len(joined.citations) == 2
+    assert any(c.doc_id == runner.hit.chunk.doc_id and c.start < runner.span.end and runner.span.start < c.end
+               for c in joined.citations)
 
 
 def test_rag_selector_off_leaves_the_sentence_scores_alone(bundled_index, embedder, monkeypatch):
