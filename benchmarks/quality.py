@@ -473,7 +473,9 @@ refitted in the run, openvino-int8 eval indexes; scratch harnesses over the ship
     answering "ما موقف ترمب من محادثات عمان مع ايران؟" with "وأضاف ترمب أنه سيناقش الملف الإيراني ... مع ... نتنياهو"
     (the bundled articles' test). Kept: from the pick's article only, m 0.05: 0.7981 / 0.6925 / 0.630 at 294-299
     (m 0.01 / 0.02 / 0.1 / always: 0.7945, 0.7971, 0.7976, 0.7981). The pick, and so the abstention's features, are
-    unchanged.
+    unchanged (the row's refit equals rag/confidence.py). Rows "+selector" -> "+runner-up": pooled c@400 0.7181 ->
+    0.7228 (ARCD 0.7914 -> 0.7950, MLQA 0.5203 -> 0.5280, English 0.5724 -> 0.5757), mean answer 286 -> 287
+    characters, 1.62 sentences either way; answered, refused, short answers unchanged.
   - more evidence for the abstention, each added to the shipped features, answered at 90% of the negatives
     refused (5-fold pooled, and fitted on ARCD, scored on MLQA): the shipped features 0.868 (c@400 0.724), 0.667 /
     refused 0.915; + the selector's best score over the 5 candidates (AUC alone 0.839) 0.878 (0.731), 0.667 /
